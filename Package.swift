@@ -1,0 +1,78 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "WebSocketGateway",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "WebSocketEngine", targets: ["WebSocketEngine"]),
+        .library(name: "WebSocketTestKit", targets: ["WebSocketTestKit"]),
+        .executable(name: "wsgate", targets: ["wsgate"]),
+        .executable(name: "autobahn-peer", targets: ["AutobahnPeer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+    ],
+    targets: [
+        // Layer 1: the RFC 6455 / RFC 7692 protocol engine (state machine, codecs, server, client).
+        .target(
+            name: "WebSocketEngine",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Helpers for users' tests: certificates made at run time, a manual clock, a test client.
+        .target(
+            name: "WebSocketTestKit",
+            dependencies: [
+                "WebSocketEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]
+        ),
+        // Layer 3: the gateway daemon (for now an echo server on the engine).
+        .executableTarget(
+            name: "wsgate",
+            dependencies: [
+                "WebSocketEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The peer that Autobahn|TestSuite tests, as server and as client.
+        .executableTarget(
+            name: "AutobahnPeer",
+            dependencies: [
+                "WebSocketEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "WebSocketEngineTests",
+            dependencies: [
+                "WebSocketEngine",
+                "WebSocketTestKit",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,354 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+
+/// An open WebSocket connection, the same type for servers and clients. Every method is safe to call from any
+/// task; sends are carried out in call order on the connection's event loop.
+///
+/// Inbound data arrives either through ``events`` (an `AsyncSequence` of every ``WebSocketEvent``), through
+/// ``receive()`` (the next whole message, for request-reply use) or through ``run(_:)`` with a
+/// ``WebSocketEventHandler``. Use one of them per connection. When the consumer falls behind, the connection stops
+/// reading from the network until it catches up.
+public final class WebSocket: Sendable {
+    /// A process-unique number for logs and lookups.
+    public let id: UInt64
+    /// Whether this end is the server or the client.
+    public let role: WebSocketRole
+    /// The negotiated subprotocol, if any.
+    public let subprotocol: String?
+    /// The negotiated permessage-deflate parameters, if compression is in use.
+    public let compression: PerMessageDeflateParameters?
+    /// Whether the connection runs over TLS.
+    public let isSecure: Bool
+    /// The peer's address.
+    public let remoteAddress: SocketAddress?
+    /// This end's address.
+    public let localAddress: SocketAddress?
+    /// The upgrade request (for a server) or the request this client sent.
+    public let request: HTTPRequestHead
+    /// The event loop the connection runs on.
+    public let eventLoop: any EventLoop
+
+    let channel: any Channel
+    private let handler: NIOLoopBound<WebSocketChannelHandler>
+    private let sequence: WebSocketChannelHandler.Producer
+    private let receiver: NIOLockedValueBox<Receiver>
+    private let closed: EventLoopFuture<WebSocketCloseInfo>
+
+    private static let nextID = NIOLockedValueBox<UInt64>(0)
+
+    /// The state of ``receive()``'s private iterator.
+    private enum Receiver: @unchecked Sendable {
+        case unused
+        case idle(WebSocketEvents.AsyncIterator)
+        case busy
+    }
+
+    /// Adds the WebSocket handler to a channel whose handshake just completed (on its event loop).
+    static func install(
+        on channel: any Channel,
+        role: WebSocketRole,
+        request: HTTPRequestHead,
+        subprotocol: String?,
+        compression: PerMessageDeflateParameters?,
+        isSecure: Bool,
+        configuration: WebSocketConfiguration,
+        position: ChannelPipeline.SynchronousOperations.Position = .last
+    ) throws -> WebSocket {
+        let eventLoop = channel.eventLoop
+        let box = NIOLoopBoundBox<WebSocketChannelHandler?>(nil, eventLoop: eventLoop)
+        let produced = WebSocketChannelHandler.Producer.makeSequence(
+            backPressureStrategy: .init(lowWatermark: max(1, configuration.inboundBufferedEvents / 4), highWatermark: configuration.inboundBufferedEvents),
+            finishOnDeinit: false,
+            delegate: InboundDelegate(eventLoop: eventLoop, handler: box)
+        )
+        let codec = compression.map {
+            PerMessageDeflateCodec(parameters: $0, role: role, configuration: configuration.compression ?? .init())
+        }
+        let machine = WebSocketStateMachine(
+            configuration: .init(
+                role: role,
+                maxFrameSize: configuration.maxFrameSize,
+                maxMessageSize: configuration.maxMessageSize,
+                closeTimeout: configuration.closeTimeout,
+                keepalive: configuration.keepalive.map { ($0.interval, $0.timeout) },
+                idleTimeout: configuration.idleTimeout
+            ),
+            compression: codec,
+            allocator: channel.allocator,
+            now: .now()
+        )
+        let closedPromise = eventLoop.makePromise(of: WebSocketCloseInfo.self)
+        let handler = WebSocketChannelHandler(
+            machine: machine, configuration: configuration, source: produced.source, closedPromise: closedPromise)
+        box.value = handler
+        let socket = WebSocket(
+            role: role, request: request, subprotocol: subprotocol, compression: compression, isSecure: isSecure,
+            channel: channel, handler: handler, sequence: produced.sequence, closed: closedPromise.futureResult)
+        try channel.syncOptions?.setOption(
+            ChannelOptions.writeBufferWaterMark,
+            value: .init(low: configuration.outboundQueueSize / 2, high: configuration.outboundQueueSize))
+        try channel.pipeline.syncOperations.addHandler(handler, position: position)
+        return socket
+    }
+
+    private init(
+        role: WebSocketRole,
+        request: HTTPRequestHead,
+        subprotocol: String?,
+        compression: PerMessageDeflateParameters?,
+        isSecure: Bool,
+        channel: any Channel,
+        handler: WebSocketChannelHandler,
+        sequence: WebSocketChannelHandler.Producer,
+        closed: EventLoopFuture<WebSocketCloseInfo>
+    ) {
+        self.id = Self.nextID.withLockedValue { $0 += 1; return $0 }
+        self.role = role
+        self.request = request
+        self.subprotocol = subprotocol
+        self.compression = compression
+        self.isSecure = isSecure
+        self.channel = channel
+        self.eventLoop = channel.eventLoop
+        self.remoteAddress = channel.remoteAddress
+        self.localAddress = channel.localAddress
+        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        self.sequence = sequence
+        self.receiver = NIOLockedValueBox(.unused)
+        self.closed = closed
+    }
+
+    /// Takes the handshake's handlers (the caller's `context` and `httpHandlers`) out of the pipeline, then starts
+    /// processing input. Removing the HTTP decoder forwards any bytes that followed the handshake to the
+    /// WebSocket handler, which holds them until it is activated with only itself left to write through.
+    func finishUpgrade(context: ChannelHandlerContext, removing httpHandlers: [any RemovableChannelHandler]) {
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        let removals = httpHandlers.map { handler in
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            context.pipeline.syncOperations.removeHandler(handler, promise: promise)
+            return promise.futureResult
+        }
+        let handler = self.handler
+        EventLoopFuture.andAllComplete(removals, on: context.eventLoop).assumeIsolated().whenComplete { _ in
+            handler.value.activate()
+        }
+    }
+
+    /// Every event of the connection in order, ending with ``WebSocketEvent/close(_:)``. Iterate it once.
+    public var events: WebSocketEvents {
+        WebSocketEvents(base: self.sequence, onBarrier: self.barrierReached)
+    }
+
+    /// The application took a close or error event: a close waiting for it may go out now.
+    private var barrierReached: @Sendable () -> Void {
+        let handler = self.handler
+        let eventLoop = self.eventLoop
+        return { eventLoop.execute { handler.value.barrierReached() } }
+    }
+
+    /// Whether the connection is still open at the TCP level.
+    public var isOpen: Bool { self.channel.isActive }
+
+    /// How the connection ended; waits until it has.
+    public var closeInfo: WebSocketCloseInfo {
+        get async {
+            // The promise is always completed when the handler goes away.
+            (try? await self.closed.get()) ?? WebSocketCloseInfo(code: .abnormalClosure, initiatedLocally: false)
+        }
+    }
+
+    /// Waits for the next whole message; `nil` once the connection is closed. Pings, pongs and idle events are
+    /// skipped (pings are answered automatically). Not for use together with ``events``.
+    public func receive() async throws -> WebSocketMessage? {
+        var iterator: WebSocketEvents.AsyncIterator = try self.receiver.withLockedValue { state in
+            switch state {
+            case .unused:
+                state = .busy
+                return self.events.makeAsyncIterator()
+            case .idle(let iterator):
+                state = .busy
+                return iterator
+            case .busy:
+                throw WebSocketError.concurrentReceive
+            }
+        }
+        defer { self.receiver.withLockedValue { [iterator] in $0 = .idle(iterator) } }
+        while let event = await iterator.next() {
+            switch event {
+            case .text(let text): return .text(text)
+            case .binary(let buffer): return .binary(buffer)
+            case .close: return nil
+            case .ping, .pong, .idleTimeout, .error: continue
+            }
+        }
+        return nil
+    }
+
+    /// Sends a whole message. Returns once it is queued for the network; waits or fails by the configured
+    /// backpressure policy when the outbound queue is full.
+    public func send(_ message: WebSocketMessage) async throws {
+        try await self.onLoop { handler, promise in handler.send(message, promise: promise) }
+    }
+
+    /// Sends a text message.
+    public func send(text: String) async throws {
+        try await self.send(.text(text))
+    }
+
+    /// Sends a binary message.
+    public func send(binary: ByteBuffer) async throws {
+        try await self.send(.binary(binary))
+    }
+
+    /// Sends a large message as a stream of fragments: `body` gets a writer whose every `write` becomes one frame.
+    /// The message ends when `body` returns (an empty final frame closes it if needed).
+    public func sendFragmented(text isText: Bool, _ body: (WebSocketFragmentWriter) async throws -> Void) async throws {
+        let writer = WebSocketFragmentWriter(socket: self, isText: isText)
+        try await body(writer)
+        try await writer.finish()
+    }
+
+    func sendFragment(_ payload: ByteBuffer, isText: Bool, fin: Bool) async throws {
+        try await self.onLoop { handler, promise in
+            handler.sendFragment(payload, isText: isText, fin: fin, promise: promise)
+        }
+    }
+
+    /// Sends a ping (at most 125 bytes of payload).
+    public func ping(_ payload: ByteBuffer = ByteBuffer()) async throws {
+        try await self.onLoop { handler, promise in handler.sendControl(.ping, payload: payload, promise: promise) }
+    }
+
+    /// Sends an unsolicited pong (at most 125 bytes of payload).
+    public func pong(_ payload: ByteBuffer = ByteBuffer()) async throws {
+        try await self.onLoop { handler, promise in handler.sendControl(.pong, payload: payload, promise: promise) }
+    }
+
+    /// Starts the closing handshake and waits until the connection is closed (at most the close timeout).
+    ///
+    /// - Returns: how the connection ended (usually the peer's echo of `code`).
+    @discardableResult
+    public func close(code: WebSocketCloseCode = .normalClosure, reason: String = "") async throws -> WebSocketCloseInfo {
+        try await self.onLoop { handler, promise in handler.close(code: code, reason: reason, promise: promise) }
+        return await self.closeInfo
+    }
+
+    /// Runs `handler` for every event of the connection until it closes.
+    public func run(_ handler: some WebSocketEventHandler) async {
+        await handler.onOpen(self)
+        for await event in self.events {
+            switch event {
+            case .text(let text): await handler.onText(self, text)
+            case .binary(let buffer): await handler.onBinary(self, buffer)
+            case .ping(let payload): await handler.onPing(self, payload)
+            case .pong(let payload): await handler.onPong(self, payload)
+            case .idleTimeout: await handler.onIdleTimeout(self)
+            case .error(let error): await handler.onError(self, error)
+            case .close(let info): await handler.onClose(self, info)
+            }
+        }
+    }
+
+    private func onLoop(_ body: @escaping @Sendable (WebSocketChannelHandler, EventLoopPromise<Void>) -> Void) async throws {
+        let promise = self.eventLoop.makePromise(of: Void.self)
+        if self.eventLoop.inEventLoop {
+            body(self.handler.value, promise)
+        } else {
+            self.eventLoop.execute { body(self.handler.value, promise) }
+        }
+        try await promise.futureResult.get()
+    }
+}
+
+/// The events of one connection; see ``WebSocket/events``.
+public struct WebSocketEvents: AsyncSequence, Sendable {
+    public typealias Element = WebSocketEvent
+    public typealias Failure = Never
+
+    let base: WebSocketChannelHandler.Producer
+    let onBarrier: @Sendable () -> Void
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: self.base.makeAsyncIterator(), onBarrier: self.onBarrier)
+    }
+
+    /// Iterates the events; taking a close or error event lets a pending close go out.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: WebSocketChannelHandler.Producer.AsyncIterator
+        let onBarrier: @Sendable () -> Void
+
+        public mutating func next() async -> WebSocketEvent? {
+            let event = await self.base.next()
+            switch event {
+            case .error?, .close?: self.onBarrier()
+            default: break
+            }
+            return event
+        }
+    }
+}
+
+/// Writes the fragments of one message; see ``WebSocket/sendFragmented(text:_:)``.
+public final class WebSocketFragmentWriter: Sendable {
+    private let socket: WebSocket
+    private let isText: Bool
+    private let finished = NIOLockedValueBox(false)
+
+    init(socket: WebSocket, isText: Bool) {
+        self.socket = socket
+        self.isText = isText
+    }
+
+    /// Sends one fragment (UTF-8 bytes for a text message; the whole message must be valid UTF-8).
+    public func write(_ payload: ByteBuffer) async throws {
+        try await self.socket.sendFragment(payload, isText: self.isText, fin: false)
+    }
+
+    /// Sends one fragment of text.
+    public func write(_ text: String) async throws {
+        try await self.write(ByteBuffer(string: text))
+    }
+
+    /// Sends the final fragment; called automatically when the body returns.
+    public func finish(_ payload: ByteBuffer = ByteBuffer()) async throws {
+        let alreadyFinished = self.finished.withLockedValue { value in
+            defer { value = true }
+            return value
+        }
+        guard !alreadyFinished else { return }
+        try await self.socket.sendFragment(payload, isText: self.isText, fin: true)
+    }
+}
+
+/// Callbacks for every event of a connection, each with a default that does nothing; see ``WebSocket/run(_:)``.
+public protocol WebSocketEventHandler: Sendable {
+    /// The connection is open.
+    func onOpen(_ socket: WebSocket) async
+    /// A text message arrived.
+    func onText(_ socket: WebSocket, _ text: String) async
+    /// A binary message arrived.
+    func onBinary(_ socket: WebSocket, _ data: ByteBuffer) async
+    /// A ping arrived (already answered).
+    func onPing(_ socket: WebSocket, _ payload: ByteBuffer) async
+    /// A pong arrived.
+    func onPong(_ socket: WebSocket, _ payload: ByteBuffer) async
+    /// No data moved for the idle timeout.
+    func onIdleTimeout(_ socket: WebSocket) async
+    /// The connection failed (a close follows).
+    func onError(_ socket: WebSocket, _ error: WebSocketError) async
+    /// The connection closed.
+    func onClose(_ socket: WebSocket, _ info: WebSocketCloseInfo) async
+}
+
+extension WebSocketEventHandler {
+    public func onOpen(_ socket: WebSocket) async {}
+    public func onText(_ socket: WebSocket, _ text: String) async {}
+    public func onBinary(_ socket: WebSocket, _ data: ByteBuffer) async {}
+    public func onPing(_ socket: WebSocket, _ payload: ByteBuffer) async {}
+    public func onPong(_ socket: WebSocket, _ payload: ByteBuffer) async {}
+    public func onIdleTimeout(_ socket: WebSocket) async {}
+    public func onError(_ socket: WebSocket, _ error: WebSocketError) async {}
+    public func onClose(_ socket: WebSocket, _ info: WebSocketCloseInfo) async {}
+}

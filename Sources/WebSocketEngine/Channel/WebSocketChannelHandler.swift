@@ -1,0 +1,392 @@
+import DequeModule
+import NIOCore
+import NIOWebSocket
+
+/// Carries out what ``WebSocketStateMachine`` decides on a NIO channel: writes, flushes, timers, closing TCP,
+/// delivering events with backpressure. It holds no protocol rule of its own. Event-loop bound, not `Sendable`.
+final class WebSocketChannelHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = Never
+    typealias OutboundOut = ByteBuffer
+
+    typealias Producer = NIOAsyncSequenceProducer<
+        WebSocketEvent, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, InboundDelegate
+    >
+
+    private var machine: WebSocketStateMachine
+    private let configuration: WebSocketConfiguration
+    private var source: Producer.Source?
+    private var context: ChannelHandlerContext?
+    /// The application stopped consuming events; they are dropped from now on.
+    private var consumerGone = false
+    /// The application's buffer of events is full: no more reads until it drains.
+    private var inboundPaused = false
+    private var readPending = false
+    private var inReadLoop = false
+    private var needsFlush = false
+    /// Sends waiting for the outbound queue to drain (backpressure policy `.wait`), in order.
+    private var waitingWrites: Deque<(ByteBuffer, EventLoopPromise<Void>?)> = []
+    private var closeTimer: Scheduled<Void>?
+    private var keepaliveTimer: Scheduled<Void>?
+    private var idleTimer: Scheduled<Void>?
+    private let closedPromise: EventLoopPromise<WebSocketCloseInfo>
+    /// Input waits here until the HTTP handlers are gone (see ``activate()``).
+    private var isActivated = false
+    /// The close event was already delivered (when the peer's close frame arrived).
+    private var closeEventDelivered = false
+    /// A close waiting for the application to take the events delivered before it.
+    private var closePending = false
+    private var barrierTimer: Scheduled<Void>?
+
+    init(
+        machine: WebSocketStateMachine,
+        configuration: WebSocketConfiguration,
+        source: Producer.Source,
+        closedPromise: EventLoopPromise<WebSocketCloseInfo>
+    ) {
+        self.machine = machine
+        self.configuration = configuration
+        self.source = source
+        self.closedPromise = closedPromise
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if let interval = self.configuration.keepalive?.interval {
+            self.scheduleKeepalive(at: .now() + interval)
+        }
+        if let timeout = self.configuration.idleTimeout {
+            self.scheduleIdle(at: .now() + timeout)
+        }
+        if !context.channel.isActive {
+            self.connectionEnded(context: context)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.connectionEnded(context: context)
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.machine.receive(self.unwrapInboundIn(data), now: .now())
+        guard self.isActivated else { return }
+        self.processInput(context: context)
+    }
+
+    /// Starts processing input once the handshake's handlers are out of the pipeline (bytes that followed the
+    /// handshake were already buffered by ``channelRead(context:data:)``).
+    func activate() {
+        guard !self.isActivated, let context = self.context else { return }
+        self.isActivated = true
+        self.processInput(context: context)
+        self.flushIfNeeded()
+    }
+
+    private func processInput(context: ChannelHandlerContext) {
+        self.inReadLoop = true
+        defer { self.inReadLoop = false }
+        while true {
+            switch self.machine.nextInboundAction(now: .now()) {
+            case .needMoreData:
+                return
+            case .message(.text(let text)):
+                self.deliver(.text(text))
+            case .message(.binary(let buffer)):
+                self.deliver(.binary(buffer))
+            case .ping(let payload, let pong):
+                if let pong { self.write(pong, promise: nil) }
+                self.deliver(.ping(payload))
+            case .pong(let payload):
+                self.deliver(.pong(payload))
+            case .closed(let info):
+                self.deliver(.close(info))
+                self.closeEventDelivered = true
+                self.closeAfterBarrier()
+                return
+            case .failed(let error):
+                self.deliver(.error(error))
+                self.closeAfterBarrier()
+                return
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.flushIfNeeded()
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.inboundPaused || !context.channel.isWritable {
+            // Do not take more input while the application or the peer cannot keep up with what we have.
+            self.readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            while context.channel.isWritable, let (frame, promise) = self.waitingWrites.popFirst() {
+                self.write(frame, promise: promise)
+            }
+            self.flushIfNeeded()
+            self.resumeReadingIfPossible()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.connectionEnded(context: context)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // I/O errors (reset by peer, TLS failures) end the connection; the close event reports 1006.
+        context.close(promise: nil)
+    }
+
+    // MARK: Application requests (on the event loop)
+
+    func send(_ message: WebSocketMessage, promise: EventLoopPromise<Void>?) {
+        do {
+            let frame = try self.machine.encode(message, now: .now())
+            self.enqueue(frame, promise: promise)
+        } catch {
+            promise?.fail(error)
+        }
+    }
+
+    func sendFragment(_ payload: ByteBuffer, isText: Bool, fin: Bool, promise: EventLoopPromise<Void>?) {
+        do {
+            let frame = try self.machine.encodeFragment(payload, isText: isText, fin: fin, now: .now())
+            self.enqueue(frame, promise: promise)
+        } catch {
+            promise?.fail(error)
+        }
+    }
+
+    func sendControl(_ opcode: WebSocketOpcode, payload: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        do {
+            let frame = try self.machine.encodeControl(opcode, payload: payload)
+            // Control frames bypass the data queue: they are small and must not wait behind large messages.
+            self.write(frame, promise: promise)
+            self.scheduleFlush()
+        } catch {
+            promise?.fail(error)
+        }
+    }
+
+    func close(code: WebSocketCloseCode, reason: String, promise: EventLoopPromise<Void>?) {
+        do {
+            switch try self.machine.close(code: code, reason: reason, now: .now()) {
+            case .send(let frame, let deadline):
+                self.write(frame, promise: nil)
+                self.flushIfNeeded()
+                self.scheduleClose(at: deadline)
+            case .none:
+                break
+            }
+            promise?.succeed()
+        } catch {
+            promise?.fail(error)
+        }
+    }
+
+    // MARK: Carrying out
+
+    private func enqueue(_ frame: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard let context = self.context else {
+            promise?.fail(WebSocketError.connectionClosed)
+            return
+        }
+        if context.channel.isWritable && self.waitingWrites.isEmpty {
+            self.write(frame, promise: nil)
+            self.scheduleFlush()
+            promise?.succeed()
+            return
+        }
+        switch self.configuration.outboundBackpressure {
+        case .fail:
+            promise?.fail(WebSocketError.outboundQueueFull(limit: self.configuration.outboundQueueSize))
+        case .wait:
+            self.waitingWrites.append((frame, promise))
+        }
+    }
+
+    private func write(_ frame: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard let context = self.context else {
+            promise?.fail(WebSocketError.connectionClosed)
+            return
+        }
+        context.write(self.wrapOutboundOut(frame), promise: promise)
+        self.needsFlush = true
+    }
+
+    private func flushIfNeeded() {
+        guard self.needsFlush, let context = self.context else { return }
+        self.needsFlush = false
+        context.flush()
+    }
+
+    /// Flushes now unless a read loop is running: then the flush happens once at read-complete, so that all the
+    /// answers to one batch of input leave in one write.
+    private func scheduleFlush() {
+        guard !self.inReadLoop else { return }
+        self.flushIfNeeded()
+    }
+
+    private func writeThenClose(_ frame: ByteBuffer?, context: ChannelHandlerContext) {
+        self.cancelTimers()
+        guard let frame else {
+            self.flushIfNeeded()
+            context.close(promise: nil)
+            return
+        }
+        context.writeAndFlush(self.wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+        self.needsFlush = false
+    }
+
+    private func deliver(_ event: WebSocketEvent) {
+        guard !self.consumerGone, let source = self.source else { return }
+        switch source.yield(event) {
+        case .produceMore:
+            break
+        case .stopProducing:
+            self.inboundPaused = true
+        case .dropped:
+            self.consumerGone = true
+        }
+    }
+
+    /// The application took events out of a full buffer (or stopped consuming altogether).
+    func resumeInbound(consumerGone: Bool) {
+        if consumerGone {
+            self.consumerGone = true
+            self.barrierReached()
+        }
+        self.inboundPaused = false
+        self.resumeReadingIfPossible()
+    }
+
+    /// Closes once the application has taken every event delivered before the close or failure, so that its
+    /// answers to earlier messages leave before the close frame; the close timeout bounds the wait.
+    private func closeAfterBarrier() {
+        guard !self.consumerGone, self.source != nil, let context = self.context else {
+            self.finishClose()
+            return
+        }
+        self.closePending = true
+        self.barrierTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.configuration.closeTimeout) {
+            self.barrierReached()
+        }
+    }
+
+    /// The application took the close or error event (or stopped listening, or took too long).
+    func barrierReached() {
+        guard self.closePending else { return }
+        self.closePending = false
+        self.barrierTimer?.cancel()
+        self.finishClose()
+    }
+
+    private func finishClose() {
+        guard let context = self.context else { return }
+        let (frame, closeTCPAt) = self.machine.commitClose(now: .now())
+        if let closeTCPAt {
+            if let frame { self.write(frame, promise: nil) }
+            self.scheduleClose(at: closeTCPAt)
+        } else {
+            self.writeThenClose(frame, context: context)
+        }
+    }
+
+    private func resumeReadingIfPossible() {
+        guard self.readPending, !self.inboundPaused, let context = self.context, context.channel.isWritable else { return }
+        self.readPending = false
+        context.read()
+    }
+
+    private func connectionEnded(context: ChannelHandlerContext) {
+        guard let source = self.source else { return }
+        self.source = nil
+        self.cancelTimers()
+        let info = self.machine.connectionClosed()
+        while let (_, promise) = self.waitingWrites.popFirst() {
+            promise?.fail(WebSocketError.connectionClosed)
+        }
+        if !self.consumerGone, !self.closeEventDelivered {
+            _ = source.yield(.close(info))
+        }
+        source.finish()
+        self.closedPromise.succeed(info)
+    }
+
+    // MARK: Timers
+
+    private func scheduleClose(at deadline: NIODeadline) {
+        guard let context = self.context else { return }
+        self.flushIfNeeded()
+        self.closeTimer?.cancel()
+        self.closeTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            if self.machine.closeTimerFired(now: .now()) {
+                self.context?.close(promise: nil)
+            }
+        }
+    }
+
+    private func scheduleKeepalive(at deadline: NIODeadline) {
+        guard let context = self.context else { return }
+        self.keepaliveTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            guard self.context != nil else { return }
+            switch self.machine.keepaliveTimerFired(now: .now()) {
+            case .sendPing(let frame, let next):
+                self.write(frame, promise: nil)
+                self.flushIfNeeded()
+                self.scheduleKeepalive(at: next)
+            case .wait(let next):
+                self.scheduleKeepalive(at: next)
+            case .pongTimedOut:
+                self.deliver(.error(.pongTimeout))
+                self.closeAfterBarrier()
+            case .stop:
+                break
+            }
+        }
+    }
+
+    private func scheduleIdle(at deadline: NIODeadline) {
+        guard let context = self.context else { return }
+        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            guard let (idle, next) = self.machine.idleTimerFired(now: .now()) else { return }
+            if idle { self.deliver(.idleTimeout) }
+            self.scheduleIdle(at: next)
+        }
+    }
+
+    private func cancelTimers() {
+        self.barrierTimer?.cancel()
+        self.closeTimer?.cancel()
+        self.keepaliveTimer?.cancel()
+        self.idleTimer?.cancel()
+    }
+}
+
+/// Tells the handler, on its event loop, when the application drained events or stopped listening.
+struct InboundDelegate: NIOAsyncSequenceProducerDelegate {
+    let eventLoop: any EventLoop
+    let handler: NIOLoopBoundBox<WebSocketChannelHandler?>
+
+    func produceMore() {
+        self.eventLoop.execute { self.handler.value?.resumeInbound(consumerGone: false) }
+    }
+
+    func didTerminate() {
+        self.eventLoop.execute { self.handler.value?.resumeInbound(consumerGone: true) }
+    }
+}

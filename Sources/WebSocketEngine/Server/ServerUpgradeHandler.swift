@@ -1,0 +1,164 @@
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import X509
+
+/// Runs the server side of the opening handshake on a fresh connection: checks the request, asks the
+/// application, answers 101 and swaps the HTTP handlers for ``WebSocketChannelHandler`` — or answers with a
+/// specific error status and a one-line reason and closes the connection.
+final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case awaitingHead
+        case awaitingEnd(HTTPRequestHead, ServerHandshake.Offer)
+        case deciding
+        case done
+    }
+
+    private let configuration: WebSocketServerConfiguration
+    private let onUpgrade: @Sendable (WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision
+    private let onConnection: @Sendable (WebSocket, WebSocketAcceptance) -> Void
+    private let httpHandlers: [any RemovableChannelHandler]
+    private var state = State.awaitingHead
+    private var timeout: Scheduled<Void>?
+
+    init(
+        configuration: WebSocketServerConfiguration,
+        httpHandlers: [any RemovableChannelHandler],
+        onUpgrade: @escaping @Sendable (WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision,
+        onConnection: @escaping @Sendable (WebSocket, WebSocketAcceptance) -> Void
+    ) {
+        self.configuration = configuration
+        self.httpHandlers = httpHandlers
+        self.onUpgrade = onUpgrade
+        self.onConnection = onConnection
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: self.configuration.handshakeTimeout) {
+            switch self.state {
+            case .awaitingHead, .awaitingEnd:
+                self.reject(.init(status: .requestTimeout, reason: "no complete upgrade request within the handshake timeout"), context: context)
+            case .deciding:
+                self.reject(.init(status: .serviceUnavailable, reason: "the upgrade was not decided within the handshake timeout"), context: context)
+            case .done:
+                break
+            }
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.timeout?.cancel()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (self.unwrapInboundIn(data), self.state) {
+        case (.head(let head), .awaitingHead):
+            switch ServerHandshake.validate(head, limits: self.configuration.requestLimits) {
+            case .success(let offer):
+                self.state = .awaitingEnd(head, offer)
+            case .failure(let rejection):
+                self.reject(rejection, context: context)
+            }
+        case (.body, .awaitingEnd):
+            self.reject(.init(status: .badRequest, reason: "an upgrade request must not have a body"), context: context)
+        case (.end, .awaitingEnd(let head, let offer)):
+            self.decide(head: head, offer: offer, context: context)
+        default:
+            // Anything after the request (or after a rejection) is ignored until the connection closes.
+            break
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard case .awaitingHead = self.state else {
+            context.close(promise: nil)
+            return
+        }
+        switch error as? HTTPParserError {
+        case .headerOverflow?:
+            self.reject(.init(status: .requestHeaderFieldsTooLarge, reason: "request headers too large"), context: context)
+        case .some(let parserError):
+            self.reject(.init(status: .badRequest, reason: "malformed HTTP request (\(parserError))"), context: context)
+        case nil:
+            context.close(promise: nil)
+        }
+    }
+
+    private func decide(head: HTTPRequestHead, offer: ServerHandshake.Offer, context: ChannelHandlerContext) {
+        self.state = .deciding
+        let (path, query) = Self.split(head.uri)
+        let subject = try? context.pipeline.syncOperations.nioSSL_peerCertificate().flatMap {
+            try Certificate(derEncoded: $0.toDERBytes()).subject.description
+        }
+        let request = WebSocketUpgradeRequest(
+            head: head,
+            path: path,
+            query: query,
+            remoteAddress: context.channel.remoteAddress,
+            localAddress: context.channel.localAddress,
+            isSecure: self.configuration.tls != nil,
+            clientCertificateSubject: subject ?? nil,
+            offeredSubprotocols: offer.subprotocols,
+            selectedSubprotocol: ServerHandshake.chooseSubprotocol(offered: offer.subprotocols, supported: self.configuration.subprotocols)
+        )
+        let promise = context.eventLoop.makePromise(of: WebSocketUpgradeDecision.self)
+        let onUpgrade = self.onUpgrade
+        promise.completeWithTask { await onUpgrade(request) }
+        promise.futureResult.assumeIsolated().whenSuccess { decision in
+            guard case .deciding = self.state, context.channel.isActive else { return }
+            switch decision {
+            case .reject(let rejection):
+                self.reject(rejection, context: context)
+            case .accept(let acceptance):
+                self.accept(acceptance, request: request, offer: offer, context: context)
+            }
+        }
+    }
+
+    private func accept(_ acceptance: WebSocketAcceptance, request: WebSocketUpgradeRequest, offer: ServerHandshake.Offer, context: ChannelHandlerContext) {
+        self.state = .done
+        self.timeout?.cancel()
+        let compression = self.configuration.connection.compression.flatMap {
+            PerMessageDeflateNegotiation.accept(offers: offer.extensions, configuration: $0)
+        }
+        let subprotocol = acceptance.omitSubprotocol ? nil : (acceptance.subprotocol ?? request.selectedSubprotocol)
+        let headers = ServerHandshake.responseHeaders(
+            key: offer.key, subprotocol: subprotocol, extensions: compression?.headerValue, extra: acceptance.headers)
+        context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
+        do {
+            let socket = try WebSocket.install(
+                on: context.channel, role: .server, request: request.head, subprotocol: subprotocol,
+                compression: compression, isSecure: request.isSecure, configuration: self.configuration.connection,
+                position: .after(self))
+            socket.finishUpgrade(context: context, removing: self.httpHandlers)
+            self.onConnection(socket, acceptance)
+        } catch {
+            context.close(promise: nil)
+        }
+    }
+
+    private func reject(_ rejection: WebSocketHandshakeRejection, context: ChannelHandlerContext) {
+        self.state = .done
+        self.timeout?.cancel()
+        let body = ByteBuffer(string: rejection.reason + "\n")
+        var headers = rejection.headers
+        headers.replaceOrAdd(name: "Content-Type", value: "text/plain; charset=utf-8")
+        headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+        headers.replaceOrAdd(name: "Connection", value: "close")
+        let head = HTTPResponseHead(version: .http1_1, status: rejection.status, headers: headers)
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    /// Splits a request target into path and query.
+    static func split(_ uri: String) -> (path: String, query: String) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, "") }
+        return (String(uri[..<mark]), String(uri[uri.index(after: mark)...]))
+    }
+}

@@ -1,0 +1,150 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// Settings of a WebSocket server.
+public struct WebSocketServerConfiguration: Sendable {
+    /// The address to listen on (default 127.0.0.1).
+    public var host: String
+    /// The port to listen on; 0 picks a free one (see ``WebSocketServer/localAddress``).
+    public var port: Int
+    /// TLS for `wss`: certificate chain, key and, for mutual TLS, trust roots and client verification.
+    public var tls: TLSConfiguration?
+    /// Settings of each accepted connection.
+    public var connection: WebSocketConfiguration
+    /// Subprotocols in the server's order of preference.
+    public var subprotocols: [String]
+    /// Limits on the upgrade request.
+    public var requestLimits: WebSocketRequestLimits
+    /// How long a client has to complete the handshake, the application's decision included (default 10 s).
+    public var handshakeTimeout: TimeAmount
+    /// Listen backlog.
+    public var backlog: Int32
+
+    /// Creates a configuration with the documented defaults.
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 8080,
+        tls: TLSConfiguration? = nil,
+        connection: WebSocketConfiguration = .init(),
+        subprotocols: [String] = [],
+        requestLimits: WebSocketRequestLimits = .init(),
+        handshakeTimeout: TimeAmount = .seconds(10),
+        backlog: Int32 = 1024
+    ) {
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.connection = connection
+        self.subprotocols = subprotocols
+        self.requestLimits = requestLimits
+        self.handshakeTimeout = handshakeTimeout
+        self.backlog = backlog
+    }
+}
+
+/// A WebSocket server: listens, runs the opening handshake and serves each accepted connection in a child task
+/// of ``run()``.
+///
+/// ```swift
+/// let server = try await WebSocketServer.bind(configuration: .init(port: 0)) { request in
+///     guard request.path == "/echo" else { return .reject(.init(status: .notFound, reason: "no route for \(request.path)")) }
+///     return .accept(.init { socket in
+///         while let message = try await socket.receive() { try await socket.send(message) }
+///     })
+/// }
+/// try await server.run()
+/// ```
+public final class WebSocketServer: Sendable {
+    private typealias Accepted = (socket: WebSocket, acceptance: WebSocketAcceptance)
+
+    private let listener: any Channel
+    private let accepted: AsyncStream<Accepted>
+    private let acceptedContinuation: AsyncStream<Accepted>.Continuation
+    private let open = NIOLockedValueBox<[UInt64: WebSocket]>([:])
+
+    /// The address the server listens on.
+    public var localAddress: SocketAddress? { self.listener.localAddress }
+
+    private init(listener: any Channel, accepted: AsyncStream<Accepted>, continuation: AsyncStream<Accepted>.Continuation) {
+        self.listener = listener
+        self.accepted = accepted
+        self.acceptedContinuation = continuation
+    }
+
+    /// Starts listening. `onUpgrade` is called for every valid upgrade request and decides to accept or reject it.
+    public static func bind(
+        configuration: WebSocketServerConfiguration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        onUpgrade: @escaping @Sendable (WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision
+    ) async throws -> WebSocketServer {
+        let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
+        let (stream, continuation) = AsyncStream<Accepted>.makeStream()
+        let onConnection: @Sendable (WebSocket, WebSocketAcceptance) -> Void = { socket, acceptance in
+            continuation.yield((socket, acceptance))
+        }
+        let listener = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: configuration.backlog)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let sslContext {
+                        try sync.addHandler(NIOSSLServerHandler(context: sslContext))
+                    }
+                    let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+                    let encoder = HTTPResponseEncoder()
+                    try sync.addHandlers(decoder, encoder)
+                    try sync.addHandler(
+                        ServerUpgradeHandler(
+                            configuration: configuration, httpHandlers: [decoder, encoder],
+                            onUpgrade: onUpgrade, onConnection: onConnection))
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        let server = WebSocketServer(listener: listener, accepted: stream, continuation: continuation)
+        listener.closeFuture.whenComplete { _ in continuation.finish() }
+        return server
+    }
+
+    /// Serves accepted connections until ``shutdown(code:reason:)`` (or cancellation); returns once every
+    /// connection's handler has returned.
+    public func run() async {
+        await withTaskCancellationHandler {
+            await withDiscardingTaskGroup { group in
+                for await (socket, acceptance) in self.accepted {
+                    self.open.withLockedValue { $0[socket.id] = socket }
+                    group.addTask {
+                        do {
+                            try await acceptance.handler(socket)
+                        } catch {
+                            if socket.isOpen { _ = try? await socket.close(code: .internalServerError, reason: "handler failed") }
+                        }
+                        if socket.isOpen { _ = try? await socket.close(code: .normalClosure) }
+                        self.open.withLockedValue { _ = $0.removeValue(forKey: socket.id) }
+                    }
+                }
+            }
+        } onCancel: {
+            Task { await self.shutdown() }
+        }
+    }
+
+    /// Stops listening and closes every open connection with `code` (1001 by default), waiting at most the close
+    /// timeout for each.
+    public func shutdown(code: WebSocketCloseCode = .goingAway, reason: String = "server shutting down") async {
+        try? await self.listener.close()
+        self.acceptedContinuation.finish()
+        let sockets = self.open.withLockedValue { Array($0.values) }
+        await withTaskGroup(of: Void.self) { group in
+            for socket in sockets {
+                group.addTask { _ = try? await socket.close(code: code, reason: reason) }
+            }
+        }
+    }
+}

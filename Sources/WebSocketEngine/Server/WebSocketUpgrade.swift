@@ -1,0 +1,92 @@
+import NIOCore
+import NIOHTTP1
+
+/// An upgrade request as the application sees it, after the protocol checks passed.
+public struct WebSocketUpgradeRequest: Sendable {
+    /// The HTTP request head.
+    public var head: HTTPRequestHead
+    /// The path part of the request target (percent-encoding kept).
+    public var path: String
+    /// The query string without `?` (empty when none).
+    public var query: String
+    /// The peer's address.
+    public var remoteAddress: SocketAddress?
+    /// The local address the request came in on.
+    public var localAddress: SocketAddress?
+    /// Whether the request came over TLS.
+    public var isSecure: Bool
+    /// The subject of the client's TLS certificate (mutual TLS), when one was presented.
+    public var clientCertificateSubject: String?
+    /// The subprotocols the client offered, in its order.
+    public var offeredSubprotocols: [String]
+    /// The subprotocol the server would pick by its own preference order (overridable on accept).
+    public var selectedSubprotocol: String?
+
+    /// The request headers.
+    public var headers: HTTPHeaders { self.head.headers }
+
+    /// The query parameters, decoded (`+` as space, percent-escapes); later duplicates win.
+    public var queryParameters: [String: String] {
+        var result: [String: String] = [:]
+        for pair in self.query.split(separator: "&") where !pair.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = Self.percentDecode(parts[0])
+            result[name] = parts.count > 1 ? Self.percentDecode(parts[1]) : ""
+        }
+        return result
+    }
+
+    /// Decodes `%XX` escapes and `+`; invalid escapes are kept as they are.
+    static func percentDecode(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = Array(text.utf8)[...]
+        while let byte = iterator.popFirst() {
+            if byte == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else if byte == UInt8(ascii: "%"), iterator.count >= 2,
+                let value = UInt8(String(decoding: iterator.prefix(2), as: UTF8.self), radix: 16)
+            {
+                bytes.append(value)
+                iterator = iterator.dropFirst(2)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// The application's answer to an upgrade request.
+public enum WebSocketUpgradeDecision: Sendable {
+    /// Accept: answer 101 and run the acceptance's handler with the connection.
+    case accept(WebSocketAcceptance)
+    /// Refuse with an HTTP status, headers and a plain-text body.
+    case reject(WebSocketHandshakeRejection)
+}
+
+/// How an accepted connection is set up and served.
+public struct WebSocketAcceptance: Sendable {
+    /// The subprotocol to answer with; `nil` keeps the server's own choice
+    /// (``WebSocketUpgradeRequest/selectedSubprotocol``).
+    public var subprotocol: String?
+    /// Answer without any subprotocol even if one would match.
+    public var omitSubprotocol: Bool
+    /// Extra headers for the 101 response.
+    public var headers: HTTPHeaders
+    /// Serves the connection; when it returns, a connection still open is closed with 1000.
+    public var handler: @Sendable (WebSocket) async throws -> Void
+
+    /// Creates an acceptance.
+    public init(
+        subprotocol: String? = nil,
+        omitSubprotocol: Bool = false,
+        headers: HTTPHeaders = [:],
+        handler: @escaping @Sendable (WebSocket) async throws -> Void
+    ) {
+        self.subprotocol = subprotocol
+        self.omitSubprotocol = omitSubprotocol
+        self.headers = headers
+        self.handler = handler
+    }
+}
