@@ -35,6 +35,7 @@ public final class WebSocket: Sendable {
     private let sequence: WebSocketChannelHandler.Producer
     private let receiver: NIOLockedValueBox<Receiver>
     private let closed: EventLoopFuture<WebSocketCloseInfo>
+    private let consumerStarted: NIOLockedValueBox<Bool>
 
     private static let nextID = NIOLockedValueBox<UInt64>(0)
 
@@ -118,6 +119,7 @@ public final class WebSocket: Sendable {
         self.sequence = sequence
         self.receiver = NIOLockedValueBox(.unused)
         self.closed = closed
+        self.consumerStarted = handler.consumerStarted
     }
 
     /// Takes the handshake's handlers (the caller's `context` and `httpHandlers`) out of the pipeline, then starts
@@ -138,7 +140,7 @@ public final class WebSocket: Sendable {
 
     /// Every event of the connection in order, ending with ``WebSocketEvent/close(_:)``. Iterate it once.
     public var events: WebSocketEvents {
-        WebSocketEvents(base: self.sequence, onBarrier: self.barrierReached)
+        WebSocketEvents(base: self.sequence, consumerStarted: self.consumerStarted, onBarrier: self.barrierReached)
     }
 
     /// The application took a close or error event: a close waiting for it may go out now.
@@ -268,10 +270,12 @@ public struct WebSocketEvents: AsyncSequence, Sendable {
     public typealias Failure = Never
 
     let base: WebSocketChannelHandler.Producer
+    let consumerStarted: NIOLockedValueBox<Bool>
     let onBarrier: @Sendable () -> Void
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: self.base.makeAsyncIterator(), onBarrier: self.onBarrier)
+        self.consumerStarted.withLockedValue { $0 = true }
+        return AsyncIterator(base: self.base.makeAsyncIterator(), onBarrier: self.onBarrier)
     }
 
     /// Iterates the events; taking a close or error event lets a pending close go out.

@@ -1,4 +1,5 @@
 import DequeModule
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOWebSocket
 
@@ -30,6 +31,8 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     private var keepaliveTimer: Scheduled<Void>?
     private var idleTimer: Scheduled<Void>?
     private let closedPromise: EventLoopPromise<WebSocketCloseInfo>
+    /// Set once the application starts iterating the events.
+    let consumerStarted = NIOLockedValueBox(false)
     /// Input waits here until the HTTP handlers are gone (see ``activate()``).
     private var isActivated = false
     /// The close event was already delivered (when the peer's close frame arrived).
@@ -104,7 +107,12 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
             case .closed(let info):
                 self.deliver(.close(info))
                 self.closeEventDelivered = true
-                self.closeAfterBarrier()
+                if self.machine.owesCloseFrame {
+                    self.closeAfterBarrier()
+                } else {
+                    // This end started the close: the application has nothing left to answer.
+                    self.finishClose()
+                }
                 return
             case .failed(let error):
                 self.deliver(.error(error))
@@ -181,6 +189,8 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     }
 
     func close(code: WebSocketCloseCode, reason: String, promise: EventLoopPromise<Void>?) {
+        // Closing says the application is done with the events before a pending close: send it now.
+        self.barrierReached()
         do {
             switch try self.machine.close(code: code, reason: reason, now: .now()) {
             case .send(let frame, let deadline):
@@ -277,7 +287,8 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     /// Closes once the application has taken every event delivered before the close or failure, so that its
     /// answers to earlier messages leave before the close frame; the close timeout bounds the wait.
     private func closeAfterBarrier() {
-        guard !self.consumerGone, self.source != nil, let context = self.context else {
+        guard !self.consumerGone, self.consumerStarted.withLockedValue({ $0 }), self.source != nil, let context = self.context else {
+            // Nobody reads the events (yet), so nobody can be answering earlier messages.
             self.finishClose()
             return
         }

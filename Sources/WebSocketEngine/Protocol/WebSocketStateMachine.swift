@@ -97,6 +97,12 @@ struct WebSocketStateMachine {
 
     var isOpen: Bool { self.state == .open }
 
+    /// Whether this endpoint owes the peer a close frame that waits for ``commitClose(now:)``.
+    var owesCloseFrame: Bool {
+        if case .closePending = self.state { return true }
+        return false
+    }
+
     // MARK: - Closing
 
     /// What the handler does after a close request from the application.

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The project's whole test command (README "Run all the tests"; CI runs it through .ci/run):
+#   1. makes sure the system libraries the build needs are present (zlib headers),
+#   2. builds everything in debug mode with the tests,
+#   3. runs the unit and loopback tests (swift test),
+#   4. runs Autobahn|TestSuite against our server and our client, side by side (scripts/autobahn.sh);
+#      any case that is not OK or INFORMATIONAL fails the run.
+# Set AUTOBAHN=skip to leave out step 4 while iterating (CI never does).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+if [ ! -e /usr/include/zlib.h ]; then
+    log "installing zlib1g-dev (zlib headers for permessage-deflate)"
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zlib1g-dev
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zlib1g-dev
+    fi
+fi
+
+log "building (debug, with tests)"
+swift build --build-tests
+
+log "unit and loopback tests"
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
+set +e
+swift test --skip-build 2>&1 | tee "$test_log"
+test_rc=${PIPESTATUS[0]}
+set -e
+# Swift Testing: "Test run with N tests in M suites passed/failed ... with K issues".
+tests_total=$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests\{0,1\} .*/\1/p' "$test_log" | tail -1)
+tests_failed=$(grep '✘ Test .* failed' "$test_log" | grep -vc 'Test run with' || true)
+
+ab_passed=0 ab_failed=0 ab_rc=0
+if [ "${AUTOBAHN:-run}" != skip ]; then
+    log "Autobahn|TestSuite: server and client (all cases)"
+    scripts/autobahn.sh all || ab_rc=$?
+    read -r ab_passed ab_failed < <(python3 - .build-autobahn/reports <<'PY'
+import json, os, sys
+ok = bad = 0
+for suite in ("servers", "clients"):
+    path = os.path.join(sys.argv[1], suite, "index.json")
+    if not os.path.exists(path):
+        continue
+    for cases in json.load(open(path)).values():
+        for case in cases.values():
+            good = {"OK", "INFORMATIONAL"}
+            if case["behavior"] in good and case["behaviorClose"] in good:
+                ok += 1
+            else:
+                bad += 1
+print(ok, bad)
+PY
+)
+    [ "$ab_rc" -eq 0 ] || [ "$ab_failed" -gt 0 ] || ab_failed=1
+fi
+
+log "summary"
+echo "swift test: ${tests_total:-0} tests, exit status $test_rc"
+[ "${AUTOBAHN:-run}" = skip ] || echo "autobahn: $ab_passed cases passed, $ab_failed failed (server and client suites)"
+passed=$(( ${tests_total:-0} - tests_failed + ab_passed ))
+failed=$(( tests_failed + ab_failed ))
+[ "$test_rc" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
+echo "$passed passed, $failed failed"
+[ "$test_rc" -eq 0 ] && [ "$ab_rc" -eq 0 ]
