@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "WebSocketEngine", targets: ["WebSocketEngine"]),
+        .library(name: "GatewayCore", targets: ["GatewayCore"]),
         .library(name: "WebSocketTestKit", targets: ["WebSocketTestKit"]),
         .executable(name: "wsgate", targets: ["wsgate"]),
         .executable(name: "autobahn-peer", targets: ["AutobahnPeer"]),
@@ -16,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
@@ -35,13 +38,26 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // Layer 2: routes, the connection registry, groups, operations and handlers.
+        .target(
+            name: "GatewayCore",
+            dependencies: [
+                "WebSocketEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Helpers for users' tests: certificates made at run time, a manual clock, a test client.
         .target(
             name: "WebSocketTestKit",
             dependencies: [
                 "WebSocketEngine",
+                "GatewayCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -62,6 +78,15 @@ let package = Package(
             dependencies: [
                 "WebSocketEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "GatewayCoreTests",
+            dependencies: [
+                "GatewayCore",
+                "WebSocketEngine",
+                "WebSocketTestKit",
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(

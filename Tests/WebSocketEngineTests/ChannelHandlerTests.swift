@@ -41,12 +41,31 @@ struct ChannelHandlerTests {
         _ = try? await channel.finish()
     }
 
-    @Test func withoutAListenerAProtocolErrorClosesAtOnce() async throws {
-        let (channel, _) = try await self.makeSocket()
+    @Test func aProtocolErrorWaitsAtMostTheGracePeriodForTheApplication() async throws {
+        let (channel, socket) = try await self.makeSocket()
         try await channel.writeInbound(frame(3))
+        await channel.testingEventLoop.run()
+        #expect(try await self.written(channel).isEmpty)
+        await channel.testingEventLoop.advanceTime(by: .seconds(1))
+        #expect(try await self.written(channel).map(\.opcode) == [8])
+        #expect(!channel.isActive)
+        withExtendedLifetime(socket) {}
+    }
+
+    @Test func anIdleReaderGetsTheCloseAtOnce() async throws {
+        let (channel, socket) = try await self.makeSocket()
+        let reader = Task {
+            var events: [WebSocketEvent] = []
+            for await event in socket.events { events.append(event) }
+            return events
+        }
+        // Wait until the reader is parked in next() (the connection's own flag tells).
+        while !socket.readerIsWaiting { await Task.yield() }
+        try await channel.writeInbound(frame(8, closePayload(1000)))
         await channel.testingEventLoop.run()
         #expect(try await self.written(channel).map(\.opcode) == [8])
         #expect(!channel.isActive)
+        #expect(await reader.value == [.close(WebSocketCloseInfo(code: .normalClosure, initiatedLocally: false))])
     }
 
     @Test func aProtocolErrorClosesOnlyAfterTheApplicationSawEarlierMessages() async throws {

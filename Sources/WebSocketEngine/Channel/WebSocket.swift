@@ -35,7 +35,7 @@ public final class WebSocket: Sendable {
     private let sequence: WebSocketChannelHandler.Producer
     private let receiver: NIOLockedValueBox<Receiver>
     private let closed: EventLoopFuture<WebSocketCloseInfo>
-    private let consumerStarted: NIOLockedValueBox<Bool>
+    private let consumer: NIOLockedValueBox<ConsumerState>
 
     private static let nextID = NIOLockedValueBox<UInt64>(0)
 
@@ -119,7 +119,7 @@ public final class WebSocket: Sendable {
         self.sequence = sequence
         self.receiver = NIOLockedValueBox(.unused)
         self.closed = closed
-        self.consumerStarted = handler.consumerStarted
+        self.consumer = handler.consumer
     }
 
     /// Takes the handshake's handlers (the caller's `context` and `httpHandlers`) out of the pipeline, then starts
@@ -140,7 +140,7 @@ public final class WebSocket: Sendable {
 
     /// Every event of the connection in order, ending with ``WebSocketEvent/close(_:)``. Iterate it once.
     public var events: WebSocketEvents {
-        WebSocketEvents(base: self.sequence, consumerStarted: self.consumerStarted, onBarrier: self.barrierReached)
+        WebSocketEvents(base: self.sequence, consumer: self.consumer, onBarrier: self.barrierReached)
     }
 
     /// The application took a close or error event: a close waiting for it may go out now.
@@ -150,14 +150,19 @@ public final class WebSocket: Sendable {
         return { eventLoop.execute { handler.value.barrierReached() } }
     }
 
+    /// Whether the application is parked waiting for the next event (for tests).
+    var readerIsWaiting: Bool { self.consumer.withLockedValue { $0.waiting } }
+
     /// Whether the connection is still open at the TCP level.
     public var isOpen: Bool { self.channel.isActive }
 
-    /// How the connection ended; waits until it has.
+    /// How the connection ended; waits until it has. Waiting here also tells the connection that the
+    /// application is done with earlier events, so a close the peer started is answered at once.
     public var closeInfo: WebSocketCloseInfo {
         get async {
+            self.barrierReached()
             // The promise is always completed when the handler goes away.
-            (try? await self.closed.get()) ?? WebSocketCloseInfo(code: .abnormalClosure, initiatedLocally: false)
+            return (try? await self.closed.get()) ?? WebSocketCloseInfo(code: .abnormalClosure, initiatedLocally: false)
         }
     }
 
@@ -192,6 +197,45 @@ public final class WebSocket: Sendable {
     /// backpressure policy when the outbound queue is full.
     public func send(_ message: WebSocketMessage) async throws {
         try await self.onLoop { handler, promise in handler.send(message, promise: promise) }
+    }
+
+    /// Sends a message prepared for many connections (see ``WebSocketPreparedMessage``): the encoded frame is
+    /// shared with every other connection that would put the same bytes on the wire.
+    public func send(_ prepared: WebSocketPreparedMessage) async throws {
+        try await self.onLoop { handler, promise in handler.send(prepared, promise: promise) }
+    }
+
+    /// Sends one prepared message to many connections with one hop per event loop instead of one per
+    /// connection. A connection whose outbound queue is full fails at once (whatever its backpressure policy), so
+    /// one slow connection never holds up the others.
+    ///
+    /// - Returns: the failures, as indexes into `sockets` with their errors.
+    public static func send(
+        _ prepared: WebSocketPreparedMessage,
+        to sockets: [WebSocket]
+    ) async -> [(index: Int, error: WebSocketError)] {
+        var byLoop: [ObjectIdentifier: (any EventLoop, [(Int, WebSocket)])] = [:]
+        for (index, socket) in sockets.enumerated() {
+            byLoop[ObjectIdentifier(socket.eventLoop), default: (socket.eventLoop, [])].1.append((index, socket))
+        }
+        let futures = byLoop.values.map { eventLoop, members in
+            eventLoop.submit {
+                var failures: [(index: Int, error: WebSocketError)] = []
+                for (index, socket) in members {
+                    do throws(WebSocketError) {
+                        try socket.handler.value.sendNow(prepared)
+                    } catch {
+                        failures.append((index, error))
+                    }
+                }
+                return failures
+            }
+        }
+        var failures: [(index: Int, error: WebSocketError)] = []
+        for future in futures {
+            failures += (try? await future.get()) ?? []
+        }
+        return failures
     }
 
     /// Sends a text message.
@@ -237,6 +281,12 @@ public final class WebSocket: Sendable {
         return await self.closeInfo
     }
 
+    /// Starts the closing handshake without waiting for it to finish (for example from a broadcast loop).
+    public func startClose(code: WebSocketCloseCode = .normalClosure, reason: String = "") {
+        let handler = self.handler
+        self.eventLoop.execute { handler.value.close(code: code, reason: reason, promise: nil) }
+    }
+
     /// Runs `handler` for every event of the connection until it closes.
     public func run(_ handler: some WebSocketEventHandler) async {
         await handler.onOpen(self)
@@ -270,21 +320,26 @@ public struct WebSocketEvents: AsyncSequence, Sendable {
     public typealias Failure = Never
 
     let base: WebSocketChannelHandler.Producer
-    let consumerStarted: NIOLockedValueBox<Bool>
+    let consumer: NIOLockedValueBox<ConsumerState>
     let onBarrier: @Sendable () -> Void
 
     public func makeAsyncIterator() -> AsyncIterator {
-        self.consumerStarted.withLockedValue { $0 = true }
-        return AsyncIterator(base: self.base.makeAsyncIterator(), onBarrier: self.onBarrier)
+        AsyncIterator(base: self.base.makeAsyncIterator(), consumer: self.consumer, onBarrier: self.onBarrier)
     }
 
     /// Iterates the events; taking a close or error event lets a pending close go out.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: WebSocketChannelHandler.Producer.AsyncIterator
+        let consumer: NIOLockedValueBox<ConsumerState>
         let onBarrier: @Sendable () -> Void
 
         public mutating func next() async -> WebSocketEvent? {
+            self.consumer.withLockedValue { $0.waiting = true }
             let event = await self.base.next()
+            self.consumer.withLockedValue {
+                $0.waiting = false
+                $0.taken += 1
+            }
             switch event {
             case .error?, .close?: self.onBarrier()
             default: break

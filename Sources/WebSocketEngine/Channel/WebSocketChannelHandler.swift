@@ -31,14 +31,16 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     private var keepaliveTimer: Scheduled<Void>?
     private var idleTimer: Scheduled<Void>?
     private let closedPromise: EventLoopPromise<WebSocketCloseInfo>
-    /// Set once the application starts iterating the events.
-    let consumerStarted = NIOLockedValueBox(false)
+    /// What the application's event consumer is doing (shared with the connection's event iterator).
+    let consumer = NIOLockedValueBox(ConsumerState())
     /// Input waits here until the HTTP handlers are gone (see ``activate()``).
     private var isActivated = false
     /// The close event was already delivered (when the peer's close frame arrived).
     private var closeEventDelivered = false
     /// A close waiting for the application to take the events delivered before it.
     private var closePending = false
+    /// Events handed to the application so far.
+    private var delivered = 0
     private var barrierTimer: Scheduled<Void>?
 
     init(
@@ -168,6 +170,27 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Sends at once or throws: a full outbound queue is an error here whatever the backpressure policy (for
+    /// broadcasts, which must not wait on one slow connection).
+    func sendNow(_ prepared: WebSocketPreparedMessage) throws(WebSocketError) {
+        let frame = try self.machine.encode(prepared, now: .now())
+        guard let context = self.context else { throw .connectionClosed }
+        guard context.channel.isWritable, self.waitingWrites.isEmpty else {
+            throw .outboundQueueFull(limit: self.configuration.outboundQueueSize)
+        }
+        self.write(frame, promise: nil)
+        self.scheduleFlush()
+    }
+
+    func send(_ prepared: WebSocketPreparedMessage, promise: EventLoopPromise<Void>?) {
+        do {
+            let frame = try self.machine.encode(prepared, now: .now())
+            self.enqueue(frame, promise: promise)
+        } catch {
+            promise?.fail(error)
+        }
+    }
+
     func sendFragment(_ payload: ByteBuffer, isText: Bool, fin: Bool, promise: EventLoopPromise<Void>?) {
         do {
             let frame = try self.machine.encodeFragment(payload, isText: isText, fin: fin, now: .now())
@@ -264,6 +287,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
 
     private func deliver(_ event: WebSocketEvent) {
         guard !self.consumerGone, let source = self.source else { return }
+        self.delivered += 1
         switch source.yield(event) {
         case .produceMore:
             break
@@ -284,16 +308,24 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         self.resumeReadingIfPossible()
     }
 
+    /// The longest a close waits for the application to finish answering earlier messages.
+    static let answerGrace = TimeAmount.seconds(1)
+
     /// Closes once the application has taken every event delivered before the close or failure, so that its
-    /// answers to earlier messages leave before the close frame; the close timeout bounds the wait.
+    /// answers to earlier messages leave before the close frame; ``answerGrace`` bounds the wait.
     private func closeAfterBarrier() {
-        guard !self.consumerGone, self.consumerStarted.withLockedValue({ $0 }), self.source != nil, let context = self.context else {
-            // Nobody reads the events (yet), so nobody can be answering earlier messages.
+        let consumer = self.consumer.withLockedValue { $0 }
+        // The reader is idle when it waits for an event and has taken all before the close or error.
+        let idle = consumer.waiting && consumer.taken == self.delivered - 1
+        // A reader that has not started yet may still answer what came before (it gets the grace period).
+        guard !self.consumerGone, !idle, self.source != nil, let context = self.context else {
+            // Nobody reads the events any more, or the reader is idle: nobody is answering an earlier message.
             self.finishClose()
             return
         }
         self.closePending = true
-        self.barrierTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.configuration.closeTimeout) {
+        let grace = min(self.configuration.closeTimeout, Self.answerGrace)
+        self.barrierTimer = context.eventLoop.assumeIsolated().scheduleTask(in: grace) {
             self.barrierReached()
         }
     }
@@ -386,6 +418,13 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         self.keepaliveTimer?.cancel()
         self.idleTimer?.cancel()
     }
+}
+
+/// Whether the application is waiting for the next event right now, and how many it has taken.
+struct ConsumerState: Sendable {
+    var waiting = false
+    /// Events the application has taken.
+    var taken = 0
 }
 
 /// Tells the handler, on its event loop, when the application drained events or stopped listening.

@@ -18,6 +18,8 @@ public struct WebSocketClientConfiguration: Sendable {
     public var tls: TLSConfiguration
     /// The name to send in SNI and verify the certificate against; the URL's host when `nil`.
     public var serverName: String?
+    /// The local address to connect from (for example one of several loopback addresses); any when `nil`.
+    public var localAddress: SocketAddress?
 
     /// Creates a configuration with the documented defaults.
     public init(
@@ -26,7 +28,8 @@ public struct WebSocketClientConfiguration: Sendable {
         subprotocols: [String] = [],
         handshakeTimeout: TimeAmount = .seconds(10),
         tls: TLSConfiguration = .makeClientConfiguration(),
-        serverName: String? = nil
+        serverName: String? = nil,
+        localAddress: SocketAddress? = nil
     ) {
         self.connection = connection
         self.headers = headers
@@ -34,6 +37,7 @@ public struct WebSocketClientConfiguration: Sendable {
         self.handshakeTimeout = handshakeTimeout
         self.tls = tls
         self.serverName = serverName
+        self.localAddress = localAddress
     }
 }
 
@@ -52,7 +56,7 @@ public enum WebSocketClient {
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: WebSocket.self)
         let serverName = configuration.serverName ?? target.host
-        let bootstrap = ClientBootstrap(group: eventLoop)
+        var bootstrap = ClientBootstrap(group: eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(configuration.handshakeTimeout)
             .channelInitializer { channel in
@@ -73,6 +77,9 @@ public enum WebSocketClient {
                             promise: promise))
                 }
             }
+        if let localAddress = configuration.localAddress {
+            bootstrap = bootstrap.bind(to: localAddress)
+        }
         do {
             _ = try await bootstrap.connect(host: target.host, port: target.port).get()
         } catch {

@@ -22,6 +22,7 @@ final class PerMessageDeflateCodec {
     let minimumMessageSize: Int
     private let compressionLevel: Int32
     private let memoryLevel: Int32
+    private let configuration: PerMessageDeflateConfiguration
     private var compressor: ZlibCompressor?
     private var decompressor: ZlibDecompressor?
     /// The peer ended its deflate stream (a BFINAL block); the next message needs a fresh inflate stream.
@@ -33,6 +34,19 @@ final class PerMessageDeflateCodec {
         self.minimumMessageSize = configuration.minimumMessageSize
         self.compressionLevel = Int32(configuration.compressionLevel)
         self.memoryLevel = Int32(configuration.memoryLevel)
+        self.configuration = configuration
+    }
+
+    /// When this endpoint resets its context after every message, its compressed frames depend on the message
+    /// and these settings only, so connections with an equal key can share one frame; `nil` otherwise.
+    var sharedFrameKey: Int? {
+        guard self.localNoContextTakeover else { return nil }
+        return 1 + self.localWindowBits + 16 * (Int(self.compressionLevel) + 16 * Int(self.memoryLevel))
+    }
+
+    /// A new codec with the same settings and no history.
+    func makeStateless() -> PerMessageDeflateCodec {
+        PerMessageDeflateCodec(parameters: self.parameters, role: self.role, configuration: self.configuration)
     }
 
     /// Whether this endpoint resets its compression context after each message.

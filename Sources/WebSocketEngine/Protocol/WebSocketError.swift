@@ -43,6 +43,30 @@ public struct WebSocketError: Error, Hashable, Sendable, CustomStringConvertible
     /// `receive()` was called while another call was waiting.
     public static let concurrentReceive = Self(.concurrentReceive)
 
+    /// The kinds of error, for `switch`ing in applications.
+    public enum Kind: Sendable, Hashable {
+        case protocolViolation, connectionClosed, connectionClosing, outboundQueueFull, fragmentedSendInProgress
+        case noFragmentedSendInProgress, controlFrameTooLarge, invalidCloseCode, closeReasonTooLong, pongTimeout
+        case concurrentReceive
+    }
+
+    /// Which kind of error this is.
+    public var kind: Kind {
+        switch self.base {
+        case .protocolViolation: return .protocolViolation
+        case .connectionClosed: return .connectionClosed
+        case .connectionClosing: return .connectionClosing
+        case .outboundQueueFull: return .outboundQueueFull
+        case .fragmentedSendInProgress: return .fragmentedSendInProgress
+        case .noFragmentedSendInProgress: return .noFragmentedSendInProgress
+        case .controlFrameTooLarge: return .controlFrameTooLarge
+        case .invalidCloseCode: return .invalidCloseCode
+        case .closeReasonTooLong: return .closeReasonTooLong
+        case .pongTimeout: return .pongTimeout
+        case .concurrentReceive: return .concurrentReceive
+        }
+    }
+
     /// The close code this error corresponds to when it ends a connection.
     public var closeCode: WebSocketCloseCode {
         switch self.base {

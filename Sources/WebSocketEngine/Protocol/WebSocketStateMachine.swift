@@ -233,6 +233,37 @@ struct WebSocketStateMachine {
         }
     }
 
+    /// Encodes a message prepared for many connections, reusing the frame other connections already encoded
+    /// whenever the bytes on the wire would be the same (see ``WebSocketPreparedMessage``).
+    mutating func encode(_ prepared: WebSocketPreparedMessage, now: NIODeadline) throws(WebSocketError) -> ByteBuffer {
+        guard self.configuration.role == .server else { return try self.encode(prepared.message, now: now) }
+        try self.checkCanSendData()
+        guard self.outboundFragment == nil else { throw .fragmentedSendInProgress }
+        if let codec = self.compression, codec.shouldCompress(size: prepared.size) {
+            guard let key = codec.sharedFrameKey else { return try self.encode(prepared.message, now: now) }
+            self.lastActivity = now
+            return prepared.frame(key: key) {
+                // A fresh codec with the same settings: its output depends on the message alone.
+                let fresh = WebSocketStateMachine(configuration: self.configuration, compression: codec.makeStateless(), allocator: self.allocator, now: now)
+                return fresh.encodeCompressed(prepared.message)
+            }
+        }
+        self.lastActivity = now
+        return prepared.frame(key: WebSocketPreparedMessage.plainKey()) {
+            switch prepared.message {
+            case .text(let text): return self.encodeFrame(opcode: .text, fin: true, text: text)
+            case .binary(let payload): return self.encodeFrame(opcode: .binary, fin: true, rsv1: false, payload: payload)
+            }
+        }
+    }
+
+    private func encodeCompressed(_ message: WebSocketMessage) -> ByteBuffer {
+        switch message {
+        case .text(let text): return self.encodeCompressed(opcode: .text, payload: self.allocator.buffer(string: text), codec: self.compression!)
+        case .binary(let payload): return self.encodeCompressed(opcode: .binary, payload: payload, codec: self.compression!)
+        }
+    }
+
     /// Encodes one fragment of a message streamed by the application: the first call fixes the type (`text`
     /// or `binary`), later ones are continuations, and `fin` ends the message. Fragments are not compressed.
     mutating func encodeFragment(

@@ -121,7 +121,8 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     private func accept(_ acceptance: WebSocketAcceptance, request: WebSocketUpgradeRequest, offer: ServerHandshake.Offer, context: ChannelHandlerContext) {
         self.state = .done
         self.timeout?.cancel()
-        let compression = self.configuration.connection.compression.flatMap {
+        let connection = acceptance.connection ?? self.configuration.connection
+        let compression = connection.compression.flatMap {
             PerMessageDeflateNegotiation.accept(offers: offer.extensions, configuration: $0)
         }
         let subprotocol = acceptance.omitSubprotocol ? nil : (acceptance.subprotocol ?? request.selectedSubprotocol)
@@ -131,7 +132,7 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         do {
             let socket = try WebSocket.install(
                 on: context.channel, role: .server, request: request.head, subprotocol: subprotocol,
-                compression: compression, isSecure: request.isSecure, configuration: self.configuration.connection,
+                compression: compression, isSecure: request.isSecure, configuration: connection,
                 position: .after(self))
             socket.finishUpgrade(context: context, removing: self.httpHandlers)
             self.onConnection(socket, acceptance)

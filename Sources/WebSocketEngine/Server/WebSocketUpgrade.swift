@@ -25,6 +25,11 @@ public struct WebSocketUpgradeRequest: Sendable {
     /// The request headers.
     public var headers: HTTPHeaders { self.head.headers }
 
+    /// The first of `supported` (in that order of preference) that the client offered.
+    public func firstOffered(of supported: [String]) -> String? {
+        ServerHandshake.chooseSubprotocol(offered: self.offeredSubprotocols, supported: supported)
+    }
+
     /// The query parameters, decoded (`+` as space, percent-escapes); later duplicates win.
     public var queryParameters: [String: String] {
         var result: [String: String] = [:]
@@ -74,6 +79,8 @@ public struct WebSocketAcceptance: Sendable {
     public var omitSubprotocol: Bool
     /// Extra headers for the 101 response.
     public var headers: HTTPHeaders
+    /// Settings for this connection instead of the server's (limits, compression, keepalive...).
+    public var connection: WebSocketConfiguration?
     /// Serves the connection; when it returns, a connection still open is closed with 1000.
     public var handler: @Sendable (WebSocket) async throws -> Void
 
@@ -82,11 +89,13 @@ public struct WebSocketAcceptance: Sendable {
         subprotocol: String? = nil,
         omitSubprotocol: Bool = false,
         headers: HTTPHeaders = [:],
+        connection: WebSocketConfiguration? = nil,
         handler: @escaping @Sendable (WebSocket) async throws -> Void
     ) {
         self.subprotocol = subprotocol
         self.omitSubprotocol = omitSubprotocol
         self.headers = headers
+        self.connection = connection
         self.handler = handler
     }
 }

@@ -1,0 +1,44 @@
+import ArgumentParser
+import GatewayCore
+import NIOCore
+import WebSocketEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The gateway under measurement: `/echo` echoes, `/feed` subscribers join group `feed`, and every message sent
+/// to `/publish` is broadcast to `feed` (the publisher gets back `delivered=N failures=M`).
+@main
+struct BenchGateway: AsyncParsableCommand {
+    @Option var host = "127.0.0.1"
+    @Option var port = 9300
+    @Option(help: "Connection limit of the gateway.") var maxConnections = 30_000
+
+    struct Publisher: GatewayHandler {
+        func onText(_ context: GatewayContext, _ text: String) async {
+            let result = await context.gateway.broadcast(.text(text), to: ConnectionFilter(groups: ["feed"]))
+            try? await context.send(.text("delivered=\(result.delivered) failures=\(result.failures.count)"))
+        }
+    }
+
+    struct Subscriber: GatewayHandler {}
+
+    func run() async throws {
+        var server = WebSocketServerConfiguration(host: self.host, port: self.port)
+        server.backlog = 4096
+        let gateway = try Gateway(configuration: GatewayConfiguration(
+            server: server,
+            routes: [
+                try GatewayRoute(path: "/echo", handler: EchoHandler()),
+                try GatewayRoute(path: "/feed", handler: Subscriber(), groups: ["feed"]),
+                try GatewayRoute(path: "/publish", handler: Publisher()),
+            ],
+            maxConnections: self.maxConnections,
+            idleAction: .notify))
+        let address = try await gateway.start()
+        print("bench-gateway listening on \(address!) pid \(getpid())")
+        fflush(nil)
+        try await gateway.run()
+    }
+}

@@ -1,0 +1,170 @@
+import ArgumentParser
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import WebSocketEngine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The load generator. Connections are spread over several loopback source addresses.
+@main
+struct WSBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wsbench", abstract: "Measure a WebSocket server on loopback.",
+        subcommands: [Broadcast.self, Hold.self])
+}
+
+/// Options every mode shares.
+struct Target: ParsableArguments {
+    @Option(help: "Server host.") var host = "127.0.0.1"
+    @Option(help: "Server port.") var port = 9300
+    @Option(help: "Source addresses to spread connections over.") var sources = "127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4"
+    @Option(help: "Connections opened at once while connecting.") var connectConcurrency = 64
+
+    func url(_ path: String) -> String { "ws://\(self.host):\(self.port)\(path)" }
+
+    /// Opens `count` connections to `path`, `connectConcurrency` at a time.
+    func open(_ count: Int, path: String) async throws -> [WebSocket] {
+        let sources = try self.sources.split(separator: ",").map { try SocketAddress(ipAddress: String($0), port: 0) }
+        var sockets: [WebSocket] = []
+        sockets.reserveCapacity(count)
+        try await withThrowingTaskGroup(of: WebSocket.self) { group in
+            var started = 0
+            func startNext() {
+                let source = sources[started % sources.count]
+                started += 1
+                group.addTask {
+                    try await WebSocketClient.connect(to: self.url(path), configuration: .init(localAddress: source))
+                }
+            }
+            while started < min(count, self.connectConcurrency) { startNext() }
+            while let socket = try await group.next() {
+                sockets.append(socket)
+                if started < count { startNext() }
+            }
+        }
+        return sockets
+    }
+}
+
+/// Resident memory of a process, from /proc.
+func residentBytes(pid: Int32) -> Int? {
+    guard let file = fopen("/proc/\(pid)/status", "r") else { return nil }
+    defer { fclose(file) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, 256, file) != nil {
+        let text = String(cString: line)
+        if text.hasPrefix("VmRSS:") {
+            let digits = text.filter(\.isNumber)
+            return Int(digits).map { $0 * 1024 }
+        }
+    }
+    return nil
+}
+
+func milliseconds(_ amount: TimeAmount) -> String {
+    String(format: "%.2f ms", Double(amount.nanoseconds) / 1_000_000)
+}
+
+struct Broadcast: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "N subscribers in a group, one publisher: time until the last subscriber has each message.")
+
+    @OptionGroup var target: Target
+    @Option(help: "Subscribers.") var subscribers = 1000
+    @Option(help: "Messages to broadcast (one at a time).") var messages = 20
+    @Option(help: "Message size in bytes.") var size = 100
+
+    /// Counts receipts of the current round and wakes the publisher when all arrived.
+    final class Round: Sendable {
+        struct State {
+            var expected = 0
+            var received = 0
+            var last = NIODeadline.distantPast
+            var waiter: CheckedContinuation<NIODeadline, Never>?
+        }
+        let state = NIOLockedValueBox(State())
+
+        func arrived() {
+            let now = NIODeadline.now()
+            let waiter: (CheckedContinuation<NIODeadline, Never>, NIODeadline)? = self.state.withLockedValue { state in
+                state.received += 1
+                state.last = max(state.last, now)
+                guard state.received == state.expected, let waiter = state.waiter else { return nil }
+                state.waiter = nil
+                return (waiter, state.last)
+            }
+            if let (waiter, last) = waiter { waiter.resume(returning: last) }
+        }
+
+        func wait(expected: Int) async -> NIODeadline {
+            await withCheckedContinuation { continuation in
+                let done: NIODeadline? = self.state.withLockedValue { state in
+                    state.expected = expected
+                    if state.received >= expected { return state.last }
+                    state.waiter = continuation
+                    return nil
+                }
+                if let done { continuation.resume(returning: done) }
+            }
+        }
+
+        func reset() { self.state.withLockedValue { $0 = State() } }
+    }
+
+    func run() async throws {
+        let sockets = try await self.target.open(self.subscribers, path: "/feed")
+        let publisher = try await WebSocketClient.connect(to: self.target.url("/publish"))
+        let round = Round()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for socket in sockets {
+                group.addTask {
+                    for await event in socket.events {
+                        if case .text = event { round.arrived() }
+                    }
+                }
+            }
+            var latencies: [TimeAmount] = []
+            let payload = String(repeating: "x", count: self.size)
+            let started = NIODeadline.now()
+            for _ in 0..<self.messages {
+                round.reset()
+                let sent = NIODeadline.now()
+                try await publisher.send(text: payload)
+                let last = await round.wait(expected: sockets.count)
+                latencies.append(last - sent)
+                _ = try await publisher.receive()  // the gateway's delivery report
+            }
+            let elapsed = NIODeadline.now() - started
+            let sorted = latencies.sorted()
+            print("broadcast: \(self.subscribers) subscribers, \(self.messages) messages of \(self.size) B")
+            print("  time until the last subscriber had it: median \(milliseconds(sorted[sorted.count / 2])), min \(milliseconds(sorted.first!)), max \(milliseconds(sorted.last!))")
+            let deliveries = Double(self.subscribers * self.messages) / (Double(elapsed.nanoseconds) / 1e9)
+            print(String(format: "  deliveries per second (one broadcast at a time): %.0f", deliveries))
+            for socket in sockets { socket.startClose() }
+            try await publisher.close()
+            try await group.waitForAll()
+        }
+    }
+}
+
+struct Hold: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Open N idle connections, report the server's resident memory per connection.")
+
+    @OptionGroup var target: Target
+    @Option(help: "Connections to hold.") var connections = 10_000
+    @Option(help: "The server's process id (to read its resident memory).") var serverPid: Int32
+    @Option(help: "Path to connect to.") var path = "/feed"
+
+    func run() async throws {
+        let before = residentBytes(pid: self.serverPid) ?? 0
+        let sockets = try await self.target.open(self.connections, path: self.path)
+        // Let the server finish its per-connection work before reading its memory.
+        try await Task.sleep(for: .seconds(2))
+        let after = residentBytes(pid: self.serverPid) ?? 0
+        print("hold: \(sockets.count) idle connections")
+        print("  server RSS before \(before / 1024) KiB, after \(after / 1024) KiB: \((after - before) / max(1, sockets.count)) bytes per connection")
+        for socket in sockets { socket.startClose() }
+    }
+}

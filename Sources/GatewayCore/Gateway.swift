@@ -1,0 +1,179 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import WebSocketEngine
+
+/// A WebSocket gateway: routes upgrades to handlers, keeps every live connection in a registry by id and by
+/// group, and offers operations on them (``send(_:_:)``, ``broadcast(_:to:excluding:)``, ``close(_:code:reason:)``
+/// and more) to handlers and to any other task. It is a swift-service-lifecycle `Service`: on graceful shutdown it
+/// stops accepting, closes every connection with 1001 and returns once they are gone (at most the close timeout).
+public final class Gateway: Service, Sendable {
+    /// The configuration the gateway runs with.
+    public let configuration: GatewayConfiguration
+    let registry = ConnectionRegistry()
+    /// Routes with the base path applied, most specific first.
+    private let routes: [(template: RouteTemplate, route: GatewayRoute)]
+    private let server = NIOLockedValueBox<WebSocketServer?>(nil)
+    /// Connections admitted (reserved at the upgrade, released when they end): in all and per route.
+    private let admitted = NIOLockedValueBox<(total: Int, byRoute: [String: Int])>((0, [:]))
+
+    /// Creates a gateway; fails when two routes have the same template.
+    public init(configuration: GatewayConfiguration) throws(GatewayConfigurationError) {
+        self.configuration = configuration
+        var routes: [(RouteTemplate, GatewayRoute)] = []
+        var seen = Set<String>()
+        for (index, route) in configuration.routes.enumerated() {
+            let full = try RouteTemplate(Self.join(configuration.basePath, route.path.template))
+            guard seen.insert(full.segments.map { if case .literal(let l) = $0 { l } else { "{}" } }.joined(separator: "/")).inserted else {
+                throw GatewayConfigurationError(key: "routes[\(index)].path", value: route.path.template, expected: "a path no other route has")
+            }
+            routes.append((full, route))
+        }
+        self.routes = routes.sorted { RouteTemplate.moreSpecific($0.0, than: $1.0) }
+    }
+
+    private static func join(_ base: String, _ path: String) -> String {
+        let trimmed = base.hasSuffix("/") ? String(base.dropLast()) : base
+        return trimmed.isEmpty ? path : (trimmed.hasPrefix("/") ? trimmed : "/" + trimmed) + path
+    }
+
+    /// The address the gateway listens on, once started.
+    public var localAddress: SocketAddress? { self.server.withLockedValue { $0?.localAddress } }
+
+    /// Starts listening (``run()`` does it too, if needed); returns the address.
+    @discardableResult
+    public func start() async throws -> SocketAddress? {
+        if let server = self.server.withLockedValue({ $0 }) { return server.localAddress }
+        let server = try await WebSocketServer.bind(configuration: self.configuration.server) { request in
+            await self.upgrade(request)
+        }
+        self.server.withLockedValue { $0 = server }
+        return server.localAddress
+    }
+
+    /// Serves until ``shutdown()``, a graceful-shutdown signal of swift-service-lifecycle, or cancellation.
+    public func run() async throws {
+        try await self.start()
+        guard let server = self.server.withLockedValue({ $0 }) else { return }
+        await withGracefulShutdownHandler {
+            await server.run()
+        } onGracefulShutdown: {
+            Task { await self.shutdown() }
+        }
+    }
+
+    /// Stops accepting and closes every connection with 1001; ``run()`` returns once they are gone.
+    public func shutdown() async {
+        guard let server = self.server.withLockedValue({ $0 }) else { return }
+        await server.shutdown(code: .goingAway, reason: "gateway shutting down")
+    }
+
+    // MARK: Upgrades
+
+    private func upgrade(_ request: WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision {
+        guard let (template, route, pathParameters) = self.match(request.path) else {
+            return .reject(.init(status: .notFound, reason: "no route for \(request.path)"))
+        }
+        let origins = route.allowedOrigins ?? self.configuration.allowedOrigins ?? []
+        if !origins.isEmpty, let origin = request.headers["origin"].first, !origins.contains(origin) {
+            return .reject(.init(status: .forbidden, reason: "origin \(origin) is not allowed"))
+        }
+        if let refusal = self.admit(route: template.template, limit: route.maxConnections) {
+            return .reject(refusal)
+        }
+        var parameters = request.queryParameters
+        parameters.merge(pathParameters) { _, path in path }
+        let chosen = request.firstOffered(of: route.subprotocols)
+        var acceptance = GatewayAcceptance()
+        if let hook = route.upgradeHook {
+            let hookRequest = GatewayUpgradeRequest(
+                request: request, route: template.template, pathParameters: pathParameters,
+                queryParameters: request.queryParameters, subprotocol: chosen)
+            switch await hook(hookRequest) {
+            case .accept(let accepted):
+                acceptance = accepted
+            case .reject(let status, let headers, let body):
+                self.release(route: template.template)
+                return .reject(.init(status: status, reason: body, headers: headers))
+            }
+        }
+        var connection = route.connection ?? self.configuration.server.connection
+        // A full outbound queue is handled by the gateway's slow-consumer policy, never by waiting.
+        connection.outboundBackpressure = .fail
+        let groups = route.groups.map { RouteTemplate.expand($0, with: parameters) } + acceptance.groups
+        let scheme = request.isSecure ? "wss" : "ws"
+        let host = request.headers["host"].first ?? "localhost"
+        let setup = ConnectionSetup(
+            route: template.template, uri: "\(scheme)://\(host)\(request.head.uri)", path: request.path,
+            parameters: parameters, queryString: request.query, clientCertificate: request.clientCertificateSubject,
+            attributes: acceptance.attributes, groups: groups, maxMessageSize: connection.maxMessageSize,
+            handler: route.handler, rateLimit: route.rateLimit ?? self.configuration.rateLimit,
+            idleAction: route.idleAction ?? self.configuration.idleAction)
+        return .accept(
+            WebSocketAcceptance(
+                subprotocol: acceptance.subprotocol ?? chosen, omitSubprotocol: acceptance.subprotocol == nil && chosen == nil,
+                headers: acceptance.headers, connection: connection
+            ) { socket in
+                await self.serve(socket, setup: setup)
+            })
+    }
+
+    private func match(_ path: String) -> (RouteTemplate, GatewayRoute, [String: String])? {
+        for (template, route) in self.routes {
+            if let parameters = template.match(path) { return (template, route, parameters) }
+        }
+        return nil
+    }
+
+    /// Reserves a connection slot, or says why not.
+    private func admit(route: String, limit: Int?) -> WebSocketHandshakeRejection? {
+        self.admitted.withLockedValue { admitted in
+            if admitted.total >= self.configuration.maxConnections {
+                return .init(status: .serviceUnavailable, reason: "gateway at capacity (\(self.configuration.maxConnections) connections)")
+            }
+            if let limit, admitted.byRoute[route, default: 0] >= limit {
+                return .init(status: .serviceUnavailable, reason: "route \(route) at capacity (\(limit) connections)")
+            }
+            admitted.total += 1
+            admitted.byRoute[route, default: 0] += 1
+            return nil
+        }
+    }
+
+    private func release(route: String) {
+        self.admitted.withLockedValue { admitted in
+            admitted.total -= 1
+            admitted.byRoute[route, default: 1] -= 1
+        }
+    }
+
+    /// What an accepted upgrade hands to the connection's task.
+    private struct ConnectionSetup: Sendable {
+        var route, uri, path: String
+        var parameters: [String: String]
+        var queryString: String
+        var clientCertificate: String?
+        var attributes: [String: String]
+        var groups: [String]
+        var maxMessageSize: Int
+        var handler: any GatewayHandler
+        var rateLimit: RateLimit?
+        var idleAction: IdleAction
+    }
+
+    /// One connection's whole life: register, join groups, run the handler, unregister.
+    private func serve(_ socket: WebSocket, setup: ConnectionSetup) async {
+        defer { self.release(route: setup.route) }
+        let connection = GatewayConnection(
+            id: .random(), type: .inbound, socket: socket, route: setup.route, uri: setup.uri, path: setup.path,
+            parameters: setup.parameters, queryString: setup.queryString, clientCertificate: setup.clientCertificate,
+            attributes: setup.attributes, maxMessageSize: setup.maxMessageSize, slowConsumer: self.configuration.slowConsumer)
+        guard self.registry.insert(connection) else { return }
+        defer { self.registry.remove(connection) }
+        for group in setup.groups { self.registry.subscribe(connection, to: group) }
+        let events = GatewayEvents(
+            connection: connection, rateLimit: setup.rateLimit, idleAction: setup.idleAction, clock: self.configuration.clock)
+        await setup.handler.serve(GatewayContext(connection: connection, gateway: self), events: events)
+    }
+}

@@ -1,0 +1,46 @@
+import WebSocketEngine
+
+/// Settings of a gateway. Every limit is finite by default.
+public struct GatewayConfiguration: Sendable {
+    /// The listener: address, TLS, default connection settings, request limits and handshake timeout.
+    public var server: WebSocketServerConfiguration
+    /// A prefix for every route path (e.g. `/ws`); empty by default.
+    public var basePath: String
+    /// The routes, matched most specific first.
+    public var routes: [GatewayRoute]
+    /// The most connections open at once, inbound and outbound (default 10,000); excess upgrades get 503.
+    public var maxConnections: Int
+    /// The default inbound rate limit (off by default).
+    public var rateLimit: RateLimit?
+    /// The default idle action (default: close with 1001).
+    public var idleAction: IdleAction
+    /// Origins allowed by default; `nil` or empty allows any.
+    public var allowedOrigins: [String]?
+    /// What happens when a connection's outbound queue (`server.connection.outboundQueueSize`) is full.
+    public var slowConsumer: SlowConsumerPolicy
+    /// The clock of rate limits.
+    public var clock: any GatewayClock
+
+    /// Creates a configuration with the documented defaults.
+    public init(
+        server: WebSocketServerConfiguration = .init(),
+        basePath: String = "",
+        routes: [GatewayRoute] = [],
+        maxConnections: Int = 10_000,
+        rateLimit: RateLimit? = nil,
+        idleAction: IdleAction = .close,
+        allowedOrigins: [String]? = nil,
+        slowConsumer: SlowConsumerPolicy = .close,
+        clock: any GatewayClock = SystemGatewayClock()
+    ) {
+        self.server = server
+        self.basePath = basePath
+        self.routes = routes
+        self.maxConnections = maxConnections
+        self.rateLimit = rateLimit
+        self.idleAction = idleAction
+        self.allowedOrigins = allowedOrigins
+        self.slowConsumer = slowConsumer
+        self.clock = clock
+    }
+}

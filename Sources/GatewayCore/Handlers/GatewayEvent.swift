@@ -1,0 +1,98 @@
+import FoundationEssentials
+import NIOCore
+import WebSocketEngine
+
+/// One thing that happened on a connection, with the connection it happened on.
+public struct GatewayEvent: Sendable {
+    /// What happened.
+    public enum Kind: Sendable, Hashable {
+        /// The connection opened (always the first event).
+        case open
+        /// A text message arrived.
+        case text(String)
+        /// A binary message arrived.
+        case binary(ByteBuffer)
+        /// A ping arrived (already answered).
+        case ping(ByteBuffer)
+        /// A pong arrived.
+        case pong(ByteBuffer)
+        /// No data moved for the idle timeout.
+        case idleTimeout
+        /// Something went wrong that the handler should know (protocol error, message dropped by the rate limit).
+        case error(String)
+        /// The connection closed (always the last event).
+        case close(code: UInt16, reason: String)
+    }
+
+    /// What happened.
+    public var kind: Kind
+    /// The connection.
+    public var connection: GatewayConnection
+    /// When, in milliseconds since the epoch.
+    public var timestamp: Int64
+
+    /// The event as a record for JSON (webhooks, logs): the info record plus `type` (`open`, `data`, `close`,
+    /// or `ping`, `pong`, `idle`, `error`), `message`, `message_type` (`data-text`/`data-binary`, binary in
+    /// base64), `timestamp`, and `close_code`/`close_reason` for a close.
+    public var record: GatewayEventRecord {
+        var record = GatewayEventRecord(info: self.connection.info(), type: "", timestamp: self.timestamp)
+        switch self.kind {
+        case .open: record.type = "open"
+        case .text(let text):
+            record.type = "data"
+            record.message = text
+            record.messageType = "data-text"
+        case .binary(let data):
+            record.type = "data"
+            record.message = Data(data.readableBytesView).base64EncodedString()
+            record.messageType = "data-binary"
+        case .ping: record.type = "ping"
+        case .pong: record.type = "pong"
+        case .idleTimeout: record.type = "idle"
+        case .error(let reason):
+            record.type = "error"
+            record.message = reason
+        case .close(let code, let reason):
+            record.type = "close"
+            record.closeCode = code
+            record.closeReason = reason
+        }
+        return record
+    }
+}
+
+/// The JSON form of a ``GatewayEvent``: the connection's info fields and the event's own, in one object.
+public struct GatewayEventRecord: Sendable, Hashable, Encodable {
+    /// The connection's info at the time of the event.
+    public var info: ConnectionInfo
+    /// `open`, `data`, `close` (or `ping`, `pong`, `idle`, `error`).
+    public var type: String
+    /// The message (text, or base64 for binary) of a data event, the reason of an error event.
+    public var message: String?
+    /// `data-text` or `data-binary` for a data event.
+    public var messageType: String?
+    /// Milliseconds since the epoch.
+    public var timestamp: Int64
+    /// The close code of a close event.
+    public var closeCode: UInt16?
+    /// The close reason of a close event.
+    public var closeReason: String?
+
+    enum CodingKeys: String, CodingKey {
+        case type, message, timestamp
+        case messageType = "message_type"
+        case closeCode = "close_code"
+        case closeReason = "close_reason"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try self.info.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(self.type, forKey: .type)
+        try container.encodeIfPresent(self.message, forKey: .message)
+        try container.encodeIfPresent(self.messageType, forKey: .messageType)
+        try container.encode(self.timestamp, forKey: .timestamp)
+        try container.encodeIfPresent(self.closeCode, forKey: .closeCode)
+        try container.encodeIfPresent(self.closeReason, forKey: .closeReason)
+    }
+}
