@@ -1,6 +1,8 @@
 import GatewayCore
+import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 import NIOHTTP1
 import Testing
 import WebSocketEngine
@@ -187,6 +189,23 @@ struct GatewayProtectionTests {
             }
             try await first.close()
             try await second.close()
+        }
+    }
+
+    @Test func aServiceGroupsGracefulShutdownClosesEveryConnectionWith1001() async throws {
+        let gateway = try Gateway(configuration: GatewayConfiguration(
+            server: .init(host: "127.0.0.1", port: 0), routes: [try GatewayRoute(path: "/x", handler: EchoHandler())]))
+        let port = try await gateway.start()!.port!
+        let group = ServiceGroup(services: [gateway], gracefulShutdownSignals: [], logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let client = try await connect(port, "/x")
+            try await client.send(text: "still here")
+            #expect(try await client.receive() == .text("still here"))
+            await group.triggerGracefulShutdown()
+            #expect(try await client.receive() == nil)
+            #expect(await client.closeInfo == WebSocketCloseInfo(code: .goingAway, reason: "gateway shutting down", initiatedLocally: false))
+            try await tasks.waitForAll()
         }
     }
 

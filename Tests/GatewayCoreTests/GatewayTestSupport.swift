@@ -1,6 +1,7 @@
 import GatewayCore
 import NIOCore
 import WebSocketEngine
+import WebSocketTestKit
 
 /// Runs a gateway on a free loopback port for the duration of `body`.
 func withGateway<T: Sendable>(
@@ -32,32 +33,7 @@ func connect(_ port: Int, _ path: String, _ configuration: WebSocketClientConfig
     try await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)\(path)", configuration: configuration)
 }
 
-/// Waits until `condition` holds, checking as events happen elsewhere (bounded: fails after 10 s of polling).
-func eventually(_ condition: @Sendable () async -> Bool) async -> Bool {
-    for _ in 0..<2000 {
-        if await condition() { return true }
-        await Task.yield()
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return false
-}
-
-/// Hands values from handlers to the test.
-final class Mailbox<Value: Sendable>: Sendable {
-    private let stream: AsyncStream<Value>
-    private let continuation: AsyncStream<Value>.Continuation
-
-    init() {
-        (self.stream, self.continuation) = AsyncStream.makeStream()
-    }
-
-    func put(_ value: Value) { self.continuation.yield(value) }
-
-    func take() async -> Value? {
-        var iterator = self.stream.makeAsyncIterator()
-        return await iterator.next()
-    }
-}
+typealias Mailbox = TestMailbox
 
 /// Records every event kind of its connections and otherwise echoes.
 struct RecordingHandler: GatewayHandler {

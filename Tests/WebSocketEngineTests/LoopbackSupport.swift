@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import WebSocketEngine
+import WebSocketTestKit
 
 /// Runs a server on a free loopback port for the duration of `body`.
 func withServer<T: Sendable>(
@@ -51,19 +52,4 @@ func upgradeRequest(path: String = "/", method: String = "GET", headers: [(Strin
     return lines.joined(separator: "\r\n") + "\r\n\r\n"
 }
 
-/// Collects values handed over from server handlers to the test.
-final class Mailbox<Value: Sendable>: Sendable {
-    private let stream: AsyncStream<Value>
-    private let continuation: AsyncStream<Value>.Continuation
-
-    init() {
-        (self.stream, self.continuation) = AsyncStream.makeStream()
-    }
-
-    func put(_ value: Value) { self.continuation.yield(value) }
-
-    func take() async -> Value? {
-        var iterator = self.stream.makeAsyncIterator()
-        return await iterator.next()
-    }
-}
+typealias Mailbox = TestMailbox

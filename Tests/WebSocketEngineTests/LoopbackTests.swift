@@ -159,6 +159,28 @@ struct LoopbackTests {
         }
     }
 
+    @Test func sendsWaitForASlowReaderByDefault() async throws {
+        var configuration = WebSocketServerConfiguration()
+        configuration.connection.outboundQueueSize = 64 * 1024
+        let sent = Mailbox<Int>()
+        try await withServer(configuration, onUpgrade: { _ in
+            .accept(WebSocketAcceptance { socket in
+                // 32 MiB against a 64 KiB queue: every send that finds the queue full waits for the reader.
+                for _ in 0..<512 { try await socket.send(binary: ByteBuffer(repeating: 3, count: 64 * 1024)) }
+                sent.put(512)
+            })
+        }) { port in
+            let socket = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/")
+            var received = 0
+            while case .binary(let buffer)? = try await socket.receive() {
+                #expect(buffer.readableBytes == 64 * 1024)
+                received += 1
+            }
+            #expect(received == 512)
+            #expect(await sent.take() == 512)
+        }
+    }
+
     @Test func failingSendsWhenTheOutboundQueueIsFull() async throws {
         var configuration = WebSocketServerConfiguration()
         configuration.connection.outboundQueueSize = 64 * 1024

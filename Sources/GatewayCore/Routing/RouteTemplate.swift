@@ -1,3 +1,5 @@
+import WebSocketEngine
+
 /// A route path template such as `/devices/{id}` or `/chat/{room}/live`: literal segments and `{name}`
 /// parameters, each matching one whole path segment.
 public struct RouteTemplate: Hashable, Sendable, CustomStringConvertible {
@@ -52,7 +54,7 @@ public struct RouteTemplate: Hashable, Sendable, CustomStringConvertible {
             case .literal(let literal):
                 guard part == literal else { return nil }
             case .parameter(let name):
-                parameters[name] = percentDecode(part)
+                parameters[name] = PercentEncoding.decode(part)
             }
         }
         return parameters
@@ -84,22 +86,4 @@ public struct RouteTemplate: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { self.template }
-}
-
-/// Decodes `%XX` escapes (and nothing else); an invalid escape is kept as it is.
-func percentDecode(_ text: Substring) -> String {
-    guard text.contains("%") else { return String(text) }
-    var bytes: [UInt8] = []
-    var iterator = Array(text.utf8)[...]
-    while let byte = iterator.popFirst() {
-        if byte == UInt8(ascii: "%"), iterator.count >= 2,
-            let value = UInt8(String(decoding: iterator.prefix(2), as: UTF8.self), radix: 16)
-        {
-            bytes.append(value)
-            iterator = iterator.dropFirst(2)
-        } else {
-            bytes.append(byte)
-        }
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }

@@ -12,17 +12,21 @@ public final class WebSocketPreparedMessage: Sendable {
     public let message: WebSocketMessage
     /// The payload size in bytes.
     public let size: Int
+    /// The uncompressed server frame, encoded up front: most recipients take it without any lock.
+    let plainFrame: ByteBuffer
+    /// Compressed frames by ``PerMessageDeflateCodec/sharedFrameKey``.
     private let frames = NIOLockedValueBox<[Int: ByteBuffer]>([:])
 
-    /// The cache key of the uncompressed frame; compressed frames use their window bits (8...15).
-    private static let plain = 0
-
     /// Prepares `message` for sending to many connections.
-    public init(_ message: WebSocketMessage) {
+    public init(_ message: WebSocketMessage, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
         self.message = message
         switch message {
-        case .text(let text): self.size = text.utf8.count
-        case .binary(let buffer): self.size = buffer.readableBytes
+        case .text(let text):
+            self.size = text.utf8.count
+            self.plainFrame = FrameEncoder.encode(allocator: allocator, fin: true, opcode: .text, maskKey: nil, text: text)
+        case .binary(let buffer):
+            self.size = buffer.readableBytes
+            self.plainFrame = FrameEncoder.encode(allocator: allocator, fin: true, rsv1: false, opcode: .binary, maskKey: nil, payload: buffer)
         }
     }
 
@@ -36,6 +40,4 @@ public final class WebSocketPreparedMessage: Sendable {
             return frame
         }
     }
-
-    static func plainKey() -> Int { Self.plain }
 }

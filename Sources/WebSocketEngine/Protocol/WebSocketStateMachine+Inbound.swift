@@ -18,6 +18,9 @@ extension WebSocketStateMachine {
         case failed(WebSocketError)
     }
 
+    /// A shared empty buffer: assigning it releases whatever read buffer the connection held.
+    private static let emptyBuffer = ByteBuffer()
+
     /// Bytes arrived from the peer at `now`; call ``nextInboundAction(now:)`` until it answers `needMoreData`.
     mutating func receive(_ bytes: ByteBuffer, now: NIODeadline) {
         self.noteActivity(now: now)
@@ -242,10 +245,11 @@ extension WebSocketStateMachine {
         return .failed(.protocolViolation(code: code, reason: reason))
     }
 
-    /// Keeps the inbound buffer from growing: reuse it when empty, drop consumed bytes when they pile up.
+    /// Keeps the inbound buffer small: an idle connection holds no read buffer at all, and consumed bytes are
+    /// dropped when they pile up.
     private mutating func compactInbound() {
         if self.inbound.readableBytes == 0 {
-            self.inbound.clear()
+            self.inbound = Self.emptyBuffer
         } else if self.inbound.readerIndex > 65536 {
             self.inbound.discardReadBytes()
         }

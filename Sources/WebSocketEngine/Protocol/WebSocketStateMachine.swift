@@ -249,12 +249,7 @@ struct WebSocketStateMachine {
             }
         }
         self.lastActivity = now
-        return prepared.frame(key: WebSocketPreparedMessage.plainKey()) {
-            switch prepared.message {
-            case .text(let text): return self.encodeFrame(opcode: .text, fin: true, text: text)
-            case .binary(let payload): return self.encodeFrame(opcode: .binary, fin: true, rsv1: false, payload: payload)
-            }
-        }
+        return prepared.plainFrame
     }
 
     private func encodeCompressed(_ message: WebSocketMessage) -> ByteBuffer {

@@ -35,30 +35,10 @@ public struct WebSocketUpgradeRequest: Sendable {
         var result: [String: String] = [:]
         for pair in self.query.split(separator: "&") where !pair.isEmpty {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = Self.percentDecode(parts[0])
-            result[name] = parts.count > 1 ? Self.percentDecode(parts[1]) : ""
+            let name = PercentEncoding.decode(parts[0], plusAsSpace: true)
+            result[name] = parts.count > 1 ? PercentEncoding.decode(parts[1], plusAsSpace: true) : ""
         }
         return result
-    }
-
-    /// Decodes `%XX` escapes and `+`; invalid escapes are kept as they are.
-    static func percentDecode(_ text: Substring) -> String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = Array(text.utf8)[...]
-        while let byte = iterator.popFirst() {
-            if byte == UInt8(ascii: "+") {
-                bytes.append(UInt8(ascii: " "))
-            } else if byte == UInt8(ascii: "%"), iterator.count >= 2,
-                let value = UInt8(String(decoding: iterator.prefix(2), as: UTF8.self), radix: 16)
-            {
-                bytes.append(value)
-                iterator = iterator.dropFirst(2)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
@@ -97,5 +77,30 @@ public struct WebSocketAcceptance: Sendable {
         self.headers = headers
         self.connection = connection
         self.handler = handler
+    }
+}
+
+/// Percent-decoding of URL parts (RFC 3986 §2.1).
+public enum PercentEncoding {
+    /// Decodes `%XX` escapes (and `+` as a space when `plusAsSpace`, as in query strings); an invalid escape is
+    /// kept as it is.
+    public static func decode(_ text: Substring, plusAsSpace: Bool = false) -> String {
+        guard text.contains("%") || (plusAsSpace && text.contains("+")) else { return String(text) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var rest = Array(text.utf8)[...]
+        while let byte = rest.popFirst() {
+            if plusAsSpace, byte == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else if byte == UInt8(ascii: "%"), rest.count >= 2,
+                let value = UInt8(String(decoding: rest.prefix(2), as: UTF8.self), radix: 16)
+            {
+                bytes.append(value)
+                rest = rest.dropFirst(2)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
