@@ -100,6 +100,7 @@ extension Gateway {
             let connection = targets[index]
             switch error.kind {
             case .outboundQueueFull:
+                connection.metrics.slowConsumer(connection.slowConsumer)
                 if connection.slowConsumer == .close {
                     connection.markClosing()
                     connection.socket.startClose(code: .policyViolation, reason: "slow consumer")
@@ -114,6 +115,7 @@ extension Gateway {
         for (index, connection) in targets.enumerated() where !failed.contains(index) {
             connection.countOutbound(bytes: prepared.size)
         }
+        RouteMetrics.broadcast(delivered: targets.count - failed.count, failures: failures)
         return BroadcastResult(delivered: targets.count - failed.count, failures: failures)
     }
 

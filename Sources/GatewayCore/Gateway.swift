@@ -14,6 +14,8 @@ public final class Gateway: Service, Sendable {
     let registry = ConnectionRegistry()
     /// Routes with the base path applied, most specific first.
     private let routes: [(template: RouteTemplate, route: GatewayRoute)]
+    /// Metrics by route template.
+    private let metrics: [String: RouteMetrics]
     private let server = NIOLockedValueBox<WebSocketServer?>(nil)
     /// Connections admitted (reserved at the upgrade, released when they end): in all and per route.
     private let admitted = NIOLockedValueBox<(total: Int, byRoute: [String: Int])>((0, [:]))
@@ -31,6 +33,7 @@ public final class Gateway: Service, Sendable {
             routes.append((full, route))
         }
         self.routes = routes.sorted { RouteTemplate.moreSpecific($0.0, than: $1.0) }
+        self.metrics = Dictionary(uniqueKeysWithValues: routes.map { ($0.0.template, RouteMetrics(route: $0.0.template)) })
     }
 
     private static func join(_ base: String, _ path: String) -> String {
@@ -72,6 +75,14 @@ public final class Gateway: Service, Sendable {
     // MARK: Upgrades
 
     private func upgrade(_ request: WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision {
+        let decision = await self.decide(request)
+        if case .reject(let rejection) = decision {
+            RouteMetrics.refused(route: self.match(request.path)?.0.template ?? "", reason: String(rejection.status.code))
+        }
+        return decision
+    }
+
+    private func decide(_ request: WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision {
         guard let (template, route, pathParameters) = self.match(request.path) else {
             return .reject(.init(status: .notFound, reason: "no route for \(request.path)"))
         }
@@ -85,11 +96,25 @@ public final class Gateway: Service, Sendable {
         var parameters = request.queryParameters
         parameters.merge(pathParameters) { _, path in path }
         let chosen = request.firstOffered(of: route.subprotocols)
+        let id = SocketID.random()
+        let scheme = request.isSecure ? "wss" : "ws"
+        let host = request.headers["host"].first ?? "localhost"
+        let uri = "\(scheme)://\(host)\(request.head.uri)"
+        let routeGroups = route.groups.map { RouteTemplate.expand($0, with: parameters) }
         var acceptance = GatewayAcceptance()
         if let hook = route.upgradeHook {
+            let now = GatewayConnection.epochMilliseconds()
+            let info = ConnectionInfo(
+                socketID: id, socketType: .inbound, uri: uri, route: template.template, path: request.path,
+                headers: GatewayConnection.flatten(request.headers), parameters: parameters, queryString: request.query,
+                subprotocol: chosen, secure: request.isSecure,
+                remoteAddress: request.remoteAddress.map(GatewayConnection.describe),
+                localAddress: request.localAddress.map(GatewayConnection.describe),
+                clientCertificate: request.clientCertificateSubject, groups: routeGroups.sorted(), attributes: [:],
+                connectedAt: now, lastActiveAt: now, state: "open", messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0)
             let hookRequest = GatewayUpgradeRequest(
                 request: request, route: template.template, pathParameters: pathParameters,
-                queryParameters: request.queryParameters, subprotocol: chosen)
+                queryParameters: request.queryParameters, subprotocol: chosen, info: info)
             switch await hook(hookRequest) {
             case .accept(let accepted):
                 acceptance = accepted
@@ -101,21 +126,25 @@ public final class Gateway: Service, Sendable {
         var connection = route.connection ?? self.configuration.server.connection
         // A full outbound queue is handled by the gateway's slow-consumer policy, never by waiting.
         connection.outboundBackpressure = .fail
-        let groups = route.groups.map { RouteTemplate.expand($0, with: parameters) } + acceptance.groups
-        let scheme = request.isSecure ? "wss" : "ws"
-        let host = request.headers["host"].first ?? "localhost"
+        let groups = routeGroups + acceptance.groups
         let setup = ConnectionSetup(
-            route: template.template, uri: "\(scheme)://\(host)\(request.head.uri)", path: request.path,
+            id: id, route: template.template, uri: uri, path: request.path,
             parameters: parameters, queryString: request.query, clientCertificate: request.clientCertificateSubject,
             attributes: acceptance.attributes, groups: groups, maxMessageSize: connection.maxMessageSize,
             handler: route.handler, rateLimit: route.rateLimit ?? self.configuration.rateLimit,
             idleAction: route.idleAction ?? self.configuration.idleAction)
+        let registered = NIOLockedValueBox<GatewayConnection?>(nil)
         return .accept(
             WebSocketAcceptance(
                 subprotocol: acceptance.subprotocol ?? chosen, omitSubprotocol: acceptance.subprotocol == nil && chosen == nil,
-                headers: acceptance.headers, connection: connection
-            ) { socket in
-                await self.serve(socket, setup: setup)
+                headers: acceptance.headers, connection: connection,
+                onInstalled: { socket in registered.withLockedValue { $0 = self.register(socket, setup: setup) } }
+            ) { _ in
+                guard let connection = registered.withLockedValue({ $0 }) else {
+                    self.release(route: setup.route)
+                    return
+                }
+                await self.serve(connection, setup: setup)
             })
     }
 
@@ -150,6 +179,7 @@ public final class Gateway: Service, Sendable {
 
     /// What an accepted upgrade hands to the connection's task.
     private struct ConnectionSetup: Sendable {
+        var id: SocketID
         var route, uri, path: String
         var parameters: [String: String]
         var queryString: String
@@ -162,16 +192,26 @@ public final class Gateway: Service, Sendable {
         var idleAction: IdleAction
     }
 
-    /// One connection's whole life: register, join groups, run the handler, unregister.
-    private func serve(_ socket: WebSocket, setup: ConnectionSetup) async {
-        defer { self.release(route: setup.route) }
+    /// Puts a new connection in the registry and its groups (before its client hears of the upgrade).
+    private func register(_ socket: WebSocket, setup: ConnectionSetup) -> GatewayConnection? {
         let connection = GatewayConnection(
-            id: .random(), type: .inbound, socket: socket, route: setup.route, uri: setup.uri, path: setup.path,
+            id: setup.id, type: .inbound, socket: socket, route: setup.route, uri: setup.uri, path: setup.path,
             parameters: setup.parameters, queryString: setup.queryString, clientCertificate: setup.clientCertificate,
-            attributes: setup.attributes, maxMessageSize: setup.maxMessageSize, slowConsumer: self.configuration.slowConsumer)
-        guard self.registry.insert(connection) else { return }
-        defer { self.registry.remove(connection) }
+            attributes: setup.attributes, maxMessageSize: setup.maxMessageSize, slowConsumer: self.configuration.slowConsumer,
+            metrics: self.metrics[setup.route] ?? RouteMetrics(route: setup.route))
+        guard self.registry.insert(connection) else { return nil }
+        connection.metrics.accepted()
         for group in setup.groups { self.registry.subscribe(connection, to: group) }
+        return connection
+    }
+
+    /// One connection's life after registration: run the handler, then unregister.
+    private func serve(_ connection: GatewayConnection, setup: ConnectionSetup) async {
+        defer {
+            self.registry.remove(connection)
+            self.release(route: setup.route)
+            Task { connection.metrics.closed(code: await connection.socket.closeInfo.code.rawValue) }
+        }
         let events = GatewayEvents(
             connection: connection, rateLimit: setup.rateLimit, idleAction: setup.idleAction, clock: self.configuration.clock)
         await setup.handler.serve(GatewayContext(connection: connection, gateway: self), events: events)

@@ -1,57 +1,101 @@
 import ArgumentParser
-import NIOCore
-import NIOSSL
-import WebSocketEngine
+import GatewayDaemon
+import Logging
+import Metrics
+import Prometheus
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `wsgate`: for now an echo server on the protocol engine; the gateway daemon grows from here.
+/// `wsgate`: the WebSocket gateway daemon.
 @main
 struct WSGate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wsgate",
-        abstract: "WebSocketGateway: serve WebSocket connections.",
-        discussion: "Without options it serves an echo endpoint at ws://127.0.0.1:8080/echo."
+        abstract: "WebSocketGateway: serve WebSocket routes from a YAML file, with a management API and webhooks.",
+        discussion: "Without --config it runs an embedded default: /echo and /chat/{room} on 127.0.0.1:8080, the management API on 127.0.0.1:9090.",
+        subcommands: [Serve.self, Check.self],
+        defaultSubcommand: Serve.self
     )
+}
 
-    @Option(help: "Address to listen on.") var host = "127.0.0.1"
-    @Option(help: "Port to listen on (0 picks a free one).") var port = 8080
-    @Flag(help: "Accept permessage-deflate compression.") var compression = false
-    @Option(help: "PEM certificate chain: serve wss:// instead of ws://.") var tlsCertificate: String?
-    @Option(help: "PEM private key of the certificate.") var tlsPrivateKey: String?
-    @Option(help: "PEM CA whose client certificates are required (mutual TLS).") var tlsClientCA: String?
+extension LogSection.Level: ExpressibleByArgument {}
+extension LogSection.Format: ExpressibleByArgument {}
 
-    func validate() throws {
-        if (self.tlsCertificate == nil) != (self.tlsPrivateKey == nil) {
-            throw ValidationError("--tls-certificate and --tls-private-key go together")
-        }
-    }
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway (the default command).")
+
+    @Option(help: "The YAML configuration file (default: the embedded configuration).") var config: String?
+    @Option(help: "Override `listen`, e.g. 127.0.0.1:8080.") var listen: String?
+    @Option(help: "Override `admin.listen`, e.g. 127.0.0.1:9090.") var adminListen: String?
+    @Option(help: "Override `log.level`: trace, debug, info, notice, warning, error, critical.") var logLevel: LogSection.Level?
+    @Option(help: "Override `log.format`: text or json.") var logFormat: LogSection.Format?
 
     func run() async throws {
-        let connection = WebSocketConfiguration(compression: self.compression ? PerMessageDeflateConfiguration() : nil)
-        var tls: TLSConfiguration?
-        if let certificate = self.tlsCertificate, let key = self.tlsPrivateKey {
-            tls = try .webSocketServer(
-                certificateChainFile: certificate, privateKeyFile: key, clientCAFile: self.tlsClientCA,
-                requireClientCertificate: self.tlsClientCA != nil)
-        }
-        let server = try await WebSocketServer.bind(
-            configuration: .init(host: self.host, port: self.port, tls: tls, connection: connection)
-        ) { request in
-            guard request.path == "/echo" || request.path == "/" else {
-                return .reject(.init(status: .notFound, reason: "no WebSocket endpoint at \(request.path); try /echo"))
-            }
-            return .accept(WebSocketAcceptance { socket in
-                while let message = try await socket.receive() {
-                    try await socket.send(message)
+        var configuration: DaemonConfiguration
+        do {
+            configuration = try DaemonConfiguration.load(path: self.config)
+            if let listen = self.listen {
+                guard let address = ListenAddress.parse(listen) else {
+                    throw ConfigError(key: "--listen", value: "'\(listen)'", expected: "host:port such as 127.0.0.1:8080")
                 }
-            })
+                configuration.listen = address
+            }
+            if let adminListen = self.adminListen {
+                guard let address = ListenAddress.parse(adminListen) else {
+                    throw ConfigError(key: "--admin-listen", value: "'\(adminListen)'", expected: "host:port such as 127.0.0.1:9090")
+                }
+                guard address.isLoopback || configuration.admin.token != nil else {
+                    throw ConfigError(key: "--admin-listen", value: "'\(adminListen)'", expected: "a loopback address when admin.token is not set")
+                }
+                configuration.admin.listen = address
+            }
+        } catch let error as ConfigError {
+            FileHandleOutput.error("wsgate: \(error)")
+            throw ExitCode(1)
         }
-        let port = server.localAddress?.port ?? self.port
-        print("wsgate: echo server listening on \(tls == nil ? "ws" : "wss")://\(self.host):\(port)/echo (Ctrl-C to stop)")
-        fflush(nil)
-        await server.run()
+        let level = Logger.Level(rawValue: (self.logLevel ?? configuration.log.level).rawValue) ?? .info
+        let json = (self.logFormat ?? configuration.log.format) == .json
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = Logger(label: "wsgate")
+        do {
+            try await Daemon(configuration: configuration).run(logger: logger, metrics: registry) { banner in
+                print(banner)
+                fflush(nil)
+            }
+        } catch let error as ConfigError {
+            FileHandleOutput.error("wsgate: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Check: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Validate a configuration file and exit 0 (valid) or 1 (not).")
+
+    @Option(help: "The YAML configuration file.") var config: String
+
+    func run() async throws {
+        do {
+            let configuration = try DaemonConfiguration.load(path: self.config)
+            print("wsgate: \(self.config) is valid: \(configuration.routes.count) route(s), listen \(configuration.listen), admin \(configuration.admin.listen)")
+        } catch let error as ConfigError {
+            FileHandleOutput.error("wsgate: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+enum FileHandleOutput {
+    static func error(_ text: String) {
+        var line = text + "\n"
+        line.withUTF8 { bytes in _ = write(2, bytes.baseAddress, bytes.count) }
     }
 }

@@ -78,6 +78,17 @@ public struct GatewayEventRecord: Sendable, Hashable, Encodable {
     /// The close reason of a close event.
     public var closeReason: String?
 
+    /// Creates a record.
+    public init(info: ConnectionInfo, type: String, message: String? = nil, messageType: String? = nil, timestamp: Int64, closeCode: UInt16? = nil, closeReason: String? = nil) {
+        self.info = info
+        self.type = type
+        self.message = message
+        self.messageType = messageType
+        self.timestamp = timestamp
+        self.closeCode = closeCode
+        self.closeReason = closeReason
+    }
+
     enum CodingKeys: String, CodingKey {
         case type, message, timestamp
         case messageType = "message_type"

@@ -81,6 +81,7 @@ public struct GatewayEvents: AsyncSequence, Sendable {
             guard var bucket = self.bucket else { return .admitted }
             defer { self.bucket = bucket }
             if bucket.take(now: self.clock.now()) { return .admitted }
+            self.connection.metrics.rateLimited(bucket.limit.onExceed)
             switch bucket.limit.onExceed {
             case .close:
                 self.connection.markClosing()

@@ -2,6 +2,7 @@ import Atomics
 import FoundationEssentials
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import WebSocketEngine
 
 /// A live connection in the gateway: the WebSocket plus its identity, groups, attributes and counters.
@@ -24,6 +25,7 @@ public final class GatewayConnection: Sendable {
     let connectedAt: Int64
     let maxMessageSize: Int
     let slowConsumer: SlowConsumerPolicy
+    let metrics: RouteMetrics
 
     private struct Mutable {
         var groups: Set<String>
@@ -50,19 +52,17 @@ public final class GatewayConnection: Sendable {
         clientCertificate: String?,
         attributes: [String: String],
         maxMessageSize: Int,
-        slowConsumer: SlowConsumerPolicy
+        slowConsumer: SlowConsumerPolicy,
+        metrics: RouteMetrics
     ) {
+        self.metrics = metrics
         self.id = id
         self.type = type
         self.socket = socket
         self.route = route
         self.uri = uri
         self.path = path
-        var headers: [String: String] = [:]
-        for (name, value) in socket.request.headers {
-            headers[name.lowercased(), default: ""] += headers[name.lowercased()] == nil ? value : ", \(value)"
-        }
-        self.headers = headers
+        self.headers = Self.flatten(socket.request.headers)
         self.parameters = parameters
         self.queryString = queryString
         self.clientCertificate = clientCertificate
@@ -72,6 +72,16 @@ public final class GatewayConnection: Sendable {
         self.maxMessageSize = maxMessageSize
         self.slowConsumer = slowConsumer
         self.mutable = NIOLockedValueBox(Mutable(groups: [], attributes: attributes))
+    }
+
+    /// Headers as a map of lowercased names; repeated headers are joined with ", ".
+    static func flatten(_ headers: HTTPHeaders) -> [String: String] {
+        var result: [String: String] = [:]
+        for (name, value) in headers {
+            let key = name.lowercased()
+            result[key] = result[key].map { "\($0), \(value)" } ?? value
+        }
+        return result
     }
 
     /// Milliseconds since the epoch, now.
@@ -122,12 +132,14 @@ public final class GatewayConnection: Sendable {
             bytesIn: self.bytesIn.load(ordering: .relaxed), bytesOut: self.bytesOut.load(ordering: .relaxed))
     }
 
-    private static func describe(_ address: SocketAddress) -> String {
+    static func describe(_ address: SocketAddress) -> String {
         guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     func countInbound(bytes: Int) {
+        self.metrics.messagesIn.increment()
+        self.metrics.bytesIn.increment(by: bytes)
         self.messagesIn.wrappingIncrement(ordering: .relaxed)
         self.bytesIn.wrappingIncrement(by: bytes, ordering: .relaxed)
         self.lastActiveAt.store(Self.epochMilliseconds(), ordering: .relaxed)
@@ -148,9 +160,12 @@ public final class GatewayConnection: Sendable {
             try await self.socket.send(prepared)
         } catch {
             let failure = GatewayError.sending(self.id, error)
-            if failure.kind == "slow_consumer", self.slowConsumer == .close {
-                self.markClosing()
-                self.socket.startClose(code: .policyViolation, reason: "slow consumer")
+            if failure.kind == "slow_consumer" {
+                self.metrics.slowConsumer(self.slowConsumer)
+                if self.slowConsumer == .close {
+                    self.markClosing()
+                    self.socket.startClose(code: .policyViolation, reason: "slow consumer")
+                }
             }
             throw failure
         }
@@ -158,6 +173,8 @@ public final class GatewayConnection: Sendable {
     }
 
     func countOutbound(bytes: Int) {
+        self.metrics.messagesOut.increment()
+        self.metrics.bytesOut.increment(by: bytes)
         self.messagesOut.wrappingIncrement(ordering: .relaxed)
         self.bytesOut.wrappingIncrement(by: bytes, ordering: .relaxed)
         self.lastActiveAt.store(Self.epochMilliseconds(), ordering: .relaxed)

@@ -63,6 +63,8 @@ public struct GatewayUpgradeRequest: Sendable {
     public var queryParameters: [String: String]
     /// The subprotocol the route would choose.
     public var subprotocol: String?
+    /// The connection's info record as it will be once open (its `socket_id` is already assigned).
+    public var info: ConnectionInfo
 
     /// The request headers.
     public var headers: HTTPHeaders { self.request.headers }

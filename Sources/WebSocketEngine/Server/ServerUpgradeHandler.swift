@@ -128,12 +128,16 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         let subprotocol = acceptance.omitSubprotocol ? nil : (acceptance.subprotocol ?? request.selectedSubprotocol)
         let headers = ServerHandshake.responseHeaders(
             key: offer.key, subprotocol: subprotocol, extensions: compression?.headerValue, extra: acceptance.headers)
-        context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))), promise: nil)
         do {
             let socket = try WebSocket.install(
                 on: context.channel, role: .server, request: request.head, subprotocol: subprotocol,
                 compression: compression, isSecure: request.isSecure, configuration: connection,
                 position: .after(self))
+            // The application learns of the connection before the client does, so a client can never send (or
+            // be sent) something the application does not know about yet.
+            acceptance.onInstalled?(socket)
+            let head = HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers)
+            context.writeAndFlush(self.wrapOutboundOut(.head(head)), promise: nil)
             socket.finishUpgrade(context: context, removing: self.httpHandlers)
             self.onConnection(socket, acceptance)
         } catch {

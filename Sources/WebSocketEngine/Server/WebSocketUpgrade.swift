@@ -61,6 +61,9 @@ public struct WebSocketAcceptance: Sendable {
     public var headers: HTTPHeaders
     /// Settings for this connection instead of the server's (limits, compression, keepalive...).
     public var connection: WebSocketConfiguration?
+    /// Called on the connection's event loop once it exists, before the 101 response goes out (for example
+    /// to register it where others can find it). Must not block.
+    public var onInstalled: (@Sendable (WebSocket) -> Void)?
     /// Serves the connection; when it returns, a connection still open is closed with 1000.
     public var handler: @Sendable (WebSocket) async throws -> Void
 
@@ -70,8 +73,10 @@ public struct WebSocketAcceptance: Sendable {
         omitSubprotocol: Bool = false,
         headers: HTTPHeaders = [:],
         connection: WebSocketConfiguration? = nil,
+        onInstalled: (@Sendable (WebSocket) -> Void)? = nil,
         handler: @escaping @Sendable (WebSocket) async throws -> Void
     ) {
+        self.onInstalled = onInstalled
         self.subprotocol = subprotocol
         self.omitSubprotocol = omitSubprotocol
         self.headers = headers

@@ -1,0 +1,51 @@
+import Metrics
+
+/// The gateway's metrics through swift-metrics (any backend; the daemon uses Prometheus). Counters of one
+/// route are created once, so the per-message path only increments them.
+final class RouteMetrics: Sendable {
+    let open: Meter
+    let messagesIn: Counter
+    let messagesOut: Counter
+    let bytesIn: Counter
+    let bytesOut: Counter
+    let route: String
+
+    init(route: String) {
+        self.route = route
+        self.open = Meter(label: "wsgate_connections_open", dimensions: [("route", route)])
+        self.messagesIn = Counter(label: "wsgate_messages_total", dimensions: [("route", route), ("direction", "in")])
+        self.messagesOut = Counter(label: "wsgate_messages_total", dimensions: [("route", route), ("direction", "out")])
+        self.bytesIn = Counter(label: "wsgate_bytes_total", dimensions: [("route", route), ("direction", "in")])
+        self.bytesOut = Counter(label: "wsgate_bytes_total", dimensions: [("route", route), ("direction", "out")])
+    }
+
+    func accepted() {
+        Counter(label: "wsgate_connections_total", dimensions: [("route", self.route), ("result", "accepted")]).increment()
+        self.open.increment()
+    }
+
+    func closed(code: UInt16) {
+        self.open.decrement()
+        Counter(label: "wsgate_closes_total", dimensions: [("route", self.route), ("code", String(code))]).increment()
+    }
+
+    static func refused(route: String, reason: String) {
+        Counter(label: "wsgate_connections_total", dimensions: [("route", route), ("result", "refused"), ("reason", reason)]).increment()
+    }
+
+    func rateLimited(_ action: RateLimit.Action) {
+        Counter(label: "wsgate_rate_limited_total", dimensions: [("route", self.route), ("action", action.rawValue)]).increment()
+    }
+
+    func slowConsumer(_ policy: SlowConsumerPolicy) {
+        Counter(label: "wsgate_slow_consumers_total", dimensions: [("route", self.route), ("action", policy.rawValue)]).increment()
+    }
+
+    static func broadcast(delivered: Int, failures: [BroadcastFailure]) {
+        Counter(label: "wsgate_broadcast_deliveries_total").increment(by: delivered)
+        for failure in failures {
+            let reason = failure.error.hasPrefix("slow consumer") ? "slow_consumer" : (failure.error.hasPrefix("closed") ? "closed" : "too_large")
+            Counter(label: "wsgate_broadcast_failures_total", dimensions: [("reason", reason)]).increment()
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import FoundationEssentials
+import GatewayCore
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// An error answer of the management API: `{"type": "...", "error": "...", "status": N}`.
+struct AdminError: Error, Sendable {
+    var status: HTTPResponse.Status
+    var type: String
+    var message: String
+
+    static func badRequest(_ message: String) -> AdminError { AdminError(status: .badRequest, type: "bad_request", message: message) }
+
+    /// The answer for a gateway operation's failure.
+    init(_ error: GatewayError) {
+        self.type = error.kind
+        self.message = error.description
+        switch error.kind {
+        case "no_such_socket": self.status = .notFound
+        case "invalid_socket_id": self.status = .badRequest
+        case "socket_not_open": self.status = .unprocessableContent
+        case "message_too_large": self.status = .contentTooLarge
+        case "slow_consumer": self.status = .serviceUnavailable
+        default: self.status = .internalServerError
+        }
+    }
+
+    init(status: HTTPResponse.Status, type: String, message: String) {
+        self.status = status
+        self.type = type
+        self.message = message
+    }
+
+    var response: Response {
+        struct Body: Encodable {
+            var type: String
+            var error: String
+            var status: Int
+        }
+        return AdminJSON.response(Body(type: self.type, error: self.message, status: self.status.code), status: self.status)
+    }
+}
+
+/// JSON bodies in and out.
+enum AdminJSON {
+    static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return Response(
+            status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw AdminError(status: .contentTooLarge, type: "body_too_large", message: "request body larger than \(limit) bytes")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw AdminError.badRequest("missing field '\(key.stringValue)'")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw AdminError.badRequest("field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
+        } catch let DecodingError.dataCorrupted(context) {
+            throw AdminError.badRequest("invalid JSON body: \(context.debugDescription)")
+        } catch let error as AdminError {
+            throw error
+        } catch {
+            throw AdminError.badRequest("invalid JSON body")
+        }
+    }
+
+    static let noContent = Response(status: .noContent)
+}
+
+/// Turns every failure into the API's JSON error shape, unknown routes and methods included.
+struct AdminErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as AdminError {
+            return error.response
+        } catch let error as GatewayError {
+            return AdminError(error).response
+        } catch let error as HTTPError {
+            let type = error.status == .notFound ? "not_found" : (error.status == .methodNotAllowed ? "method_not_allowed" : "http_error")
+            let message = error.status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : (error.body ?? error.status.reasonPhrase)
+            return AdminError(status: error.status, type: type, message: message).response
+        } catch {
+            return AdminError(status: .internalServerError, type: "internal", message: "\(error)").response
+        }
+    }
+}
+
+/// Requires `Authorization: Bearer TOKEN` (compared in constant time) except on the public endpoints.
+struct AdminAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: String?
+    static var publicPaths: Set<String> { ["/healthz", "/metrics", "/openapi.yaml"] }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let token = self.token, !Self.publicPaths.contains(request.uri.path) else {
+            return try await next(request, context)
+        }
+        let presented = request.headers[.authorization].flatMap { value -> String? in
+            value.lowercased().hasPrefix("bearer ") ? String(value.dropFirst(7)) : nil
+        }
+        guard let presented, Self.constantTimeEqual(presented, token) else {
+            var response = AdminError(status: .unauthorized, type: "unauthorized", message: presented == nil ? "missing bearer token" : "wrong bearer token").response
+            response.headers[.wwwAuthenticate] = "Bearer"
+            return response
+        }
+        return try await next(request, context)
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
+        var difference = UInt8(truncatingIfNeeded: x.count ^ y.count)
+        for index in 0..<max(x.count, y.count) {
+            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
+        }
+        return difference == 0
+    }
+}

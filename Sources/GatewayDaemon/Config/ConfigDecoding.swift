@@ -1,0 +1,171 @@
+import NIOCore
+
+/// A key of any name, for checking which keys a section has.
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue }
+    init(intValue: Int) {
+        self.stringValue = String(intValue)
+        self.intValue = intValue
+    }
+}
+
+/// `${VAR}` references while a config file is decoded. Before YAML parsing each reference is replaced by a
+/// placeholder (`${...}` would break YAML flow mappings such as `{token: ${TOKEN}}`); the placeholder is expanded
+/// when its key is decoded, so a missing variable is reported with the key that uses it.
+enum ConfigEnvironment {
+    struct Reference: Sendable {
+        var name: String
+        var fallback: String?
+    }
+
+    @TaskLocal static var values: [String: String] = [:]
+    @TaskLocal static var references: [Reference] = []
+
+    static func placeholder(_ index: Int) -> String { "WSGATEENV\(index)X" }
+
+    /// Replaces every `${NAME}` / `${NAME:-default}` by a placeholder.
+    static func substitutePlaceholders(in text: String) -> (String, [Reference]) {
+        var result = ""
+        var references: [Reference] = []
+        var rest = Substring(text)
+        while let start = rest.range(of: "${"), let end = rest[start.upperBound...].firstIndex(of: "}") {
+            result += rest[..<start.lowerBound]
+            let parts = rest[start.upperBound..<end].split(separator: ":-", maxSplits: 1, omittingEmptySubsequences: false)
+            references.append(Reference(name: String(parts[0]), fallback: parts.count == 2 ? String(parts[1]) : nil))
+            result += Self.placeholder(references.count - 1)
+            rest = rest[rest.index(after: end)...]
+        }
+        return (result + rest, references)
+    }
+}
+
+extension Decoder {
+    /// The keyed container of a config section; a key the section does not know is an error naming it.
+    func section<K: CodingKey & CaseIterable>(_ keys: K.Type) throws -> KeyedDecodingContainer<K> {
+        let all = try self.container(keyedBy: AnyKey.self)
+        let known = K.allCases.map(\.stringValue)
+        for key in all.allKeys where !known.contains(key.stringValue) {
+            throw ConfigError(key: keyPath(self.codingPath + [key]), value: "an unknown key", expected: "one of \(known.joined(separator: ", "))")
+        }
+        return try self.container(keyedBy: K.self)
+    }
+}
+
+extension KeyedDecodingContainer {
+    private func path(_ key: Key) -> String { keyPath(self.codingPath + [key]) }
+
+    /// A scalar as text, with `${VAR}` and `${VAR:-default}` expanded from the environment.
+    func text(_ key: Key) throws -> String? {
+        guard self.contains(key), try !self.decodeNil(forKey: key) else { return nil }
+        let raw: String
+        do {
+            raw = try self.decode(String.self, forKey: key)
+        } catch {
+            throw ConfigError(key: self.path(key), value: "a list or a mapping", expected: "a single value")
+        }
+        return try self.expand(raw, key: key)
+    }
+
+    private func expand(_ raw: String, key: Key) throws -> String {
+        guard raw.contains("WSGATEENV") else { return raw }
+        var result = raw
+        for (index, reference) in ConfigEnvironment.references.enumerated().reversed() {
+            let placeholder = ConfigEnvironment.placeholder(index)
+            guard result.contains(placeholder) else { continue }
+            guard let value = ConfigEnvironment.values[reference.name] ?? reference.fallback else {
+                throw ConfigError(key: self.path(key), value: "${\(reference.name)}", expected: "environment variable \(reference.name) to be set")
+            }
+            result = result.replacing(placeholder, with: value)
+        }
+        return result
+    }
+
+    func duration(_ key: Key) throws -> TimeAmount? {
+        guard let text = try self.text(key) else { return nil }
+        guard let value = DurationText.parse(text) else {
+            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: DurationText.expected)
+        }
+        return value
+    }
+
+    func size(_ key: Key) throws -> Int? {
+        guard let text = try self.text(key) else { return nil }
+        guard let value = SizeText.parse(text), value > 0 else {
+            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "a positive " + SizeText.expected.dropFirst(2))
+        }
+        return value
+    }
+
+    func int(_ key: Key, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text = try self.text(key) else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    func number(_ key: Key) throws -> Double? {
+        guard let text = try self.text(key) else { return nil }
+        guard let value = Double(text), value > 0, value.isFinite else {
+            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "a positive number")
+        }
+        return value
+    }
+
+    func bool(_ key: Key) throws -> Bool? {
+        guard let text = try self.text(key) else { return nil }
+        switch text.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "true or false")
+        }
+    }
+
+    func choice<T: RawRepresentable & CaseIterable>(_ key: Key, _ type: T.Type) throws -> T? where T.RawValue == String {
+        guard let text = try self.text(key) else { return nil }
+        guard let value = T(rawValue: text) else {
+            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return value
+    }
+
+    func address(_ key: Key) throws -> ListenAddress? {
+        guard let text = try self.text(key) else { return nil }
+        guard let value = ListenAddress.parse(text) else {
+            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: ListenAddress.expected)
+        }
+        return value
+    }
+
+    func texts(_ key: Key) throws -> [String]? {
+        guard self.contains(key), try !self.decodeNil(forKey: key) else { return nil }
+        var list: UnkeyedDecodingContainer
+        do {
+            list = try self.nestedUnkeyedContainer(forKey: key)
+        } catch {
+            throw ConfigError(key: self.path(key), value: "a single value", expected: "a list")
+        }
+        var values: [String] = []
+        while !list.isAtEnd {
+            let index = list.currentIndex
+            guard let raw = try? list.decode(String.self) else {
+                throw ConfigError(key: self.path(key) + "[\(index)]", value: "a list or a mapping", expected: "a single value")
+            }
+            values.append(try self.expand(raw, key: key))
+        }
+        return values
+    }
+
+    func nested<T: Decodable>(_ key: Key, _ type: T.Type) throws -> T? {
+        guard self.contains(key), try !self.decodeNil(forKey: key) else { return nil }
+        do {
+            return try self.decode(T.self, forKey: key)
+        } catch let error as ConfigError {
+            throw error
+        } catch DecodingError.typeMismatch(_, let context) {
+            throw ConfigError(key: keyPath(context.codingPath), value: "a different kind of value", expected: "a mapping of settings")
+        }
+    }
+}

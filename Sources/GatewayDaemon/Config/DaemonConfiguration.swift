@@ -1,0 +1,229 @@
+import GatewayCore
+import NIOCore
+import WebSocketEngine
+
+/// The daemon's configuration file, key by key (every key is documented in docs/configuration.md).
+public struct DaemonConfiguration: Sendable, Decodable {
+    /// `listen`: the WebSocket listener (default 127.0.0.1:8080).
+    public var listen = ListenAddress(host: "127.0.0.1", port: 8080)
+    /// `base_path`: a prefix for every route path.
+    public var basePath = ""
+    /// `tls`: serve wss.
+    public var tls: TLSSection?
+    /// `admin`: the management API listener.
+    public var admin = AdminSection()
+    /// `limits`: connection limits and timeouts.
+    public var limits = LimitsSection()
+    /// `keepalive`: server pings.
+    public var keepalive: KeepaliveSection?
+    /// `compression`: permessage-deflate.
+    public var compression = CompressionSection()
+    /// `rate_limit`: default inbound rate limit per connection.
+    public var rateLimit: RateLimit?
+    /// `allowed_origins`: default allowed `Origin` values (empty: any).
+    public var allowedOrigins: [String] = []
+    /// `log`: level and format.
+    public var log = LogSection()
+    /// `routes`: the WebSocket endpoints.
+    public var routes: [RouteSection] = []
+
+    enum Keys: String, CodingKey, CaseIterable {
+        case listen, tls, admin, limits, keepalive, compression, routes, log
+        case basePath = "base_path", rateLimit = "rate_limit", allowedOrigins = "allowed_origins"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.section(Keys.self)
+        if let listen = try c.address(.listen) { self.listen = listen }
+        self.basePath = try c.text(.basePath) ?? ""
+        self.tls = try c.nested(.tls, TLSSection.self)
+        self.admin = try c.nested(.admin, AdminSection.self) ?? AdminSection()
+        self.limits = try c.nested(.limits, LimitsSection.self) ?? LimitsSection()
+        self.keepalive = try c.nested(.keepalive, KeepaliveSection.self)
+        self.compression = try c.nested(.compression, CompressionSection.self) ?? CompressionSection()
+        self.rateLimit = try c.nested(.rateLimit, RateLimitSection.self)?.limit
+        self.allowedOrigins = try c.texts(.allowedOrigins) ?? []
+        self.log = try c.nested(.log, LogSection.self) ?? LogSection()
+        self.routes = try c.nested(.routes, [RouteSection].self) ?? []
+        if self.routes.isEmpty {
+            throw ConfigError(key: "routes", value: "no routes", expected: "at least one route")
+        }
+        var paths = Set<String>()
+        for (index, route) in self.routes.enumerated() where !paths.insert(route.path).inserted {
+            throw ConfigError(key: "routes[\(index)].path", value: "'\(route.path)'", expected: "a path no other route has")
+        }
+    }
+}
+
+/// `tls`.
+public struct TLSSection: Sendable, Decodable {
+    public var certificate: String
+    public var privateKey: String
+    public var clientCA: String?
+    public var requireClientCertificate = false
+
+    enum Keys: String, CodingKey, CaseIterable {
+        case certificate, privateKey = "private_key", clientCA = "client_ca", requireClientCertificate = "require_client_certificate"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.section(Keys.self)
+        guard let certificate = try c.text(.certificate) else {
+            throw ConfigError(key: keyPath(decoder.codingPath + [Keys.certificate]), value: "nothing", expected: "a PEM certificate chain file")
+        }
+        guard let key = try c.text(.privateKey) else {
+            throw ConfigError(key: keyPath(decoder.codingPath + [Keys.privateKey]), value: "nothing", expected: "a PEM private key file")
+        }
+        self.certificate = certificate
+        self.privateKey = key
+        self.clientCA = try c.text(.clientCA)
+        self.requireClientCertificate = try c.bool(.requireClientCertificate) ?? false
+        if self.requireClientCertificate, self.clientCA == nil {
+            throw ConfigError(key: keyPath(decoder.codingPath + [Keys.clientCA]), value: "nothing", expected: "a CA file when require_client_certificate is true")
+        }
+    }
+}
+
+/// `admin`.
+public struct AdminSection: Sendable, Decodable {
+    public var listen = ListenAddress(host: "127.0.0.1", port: 9090)
+    /// The bearer token of the management API; without one, the admin listener must be on loopback.
+    public var token: String?
+
+    enum Keys: String, CodingKey, CaseIterable { case listen, token }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.section(Keys.self)
+        if let listen = try c.address(.listen) { self.listen = listen }
+        self.token = try c.text(.token).flatMap { $0.isEmpty ? nil : $0 }
+        if self.token == nil, !self.listen.isLoopback {
+            throw ConfigError(key: keyPath(decoder.codingPath + [Keys.listen]), value: "'\(self.listen)'", expected: "a loopback address when admin.token is not set")
+        }
+    }
+}
+
+/// `limits` (also per route, where every key is an override).
+public struct LimitsSection: Sendable, Decodable {
+    public var maxConnections: Int?
+    public var maxFrameSize: Int?
+    public var maxMessageSize: Int?
+    public var handshakeTimeout: TimeAmount?
+    public var idleTimeout: TimeAmount?
+    public var idleAction: IdleAction?
+    public var closeTimeout: TimeAmount?
+    public var outboundQueueSize: Int?
+    public var slowConsumer: SlowConsumerPolicy?
+
+    enum Keys: String, CodingKey, CaseIterable {
+        case maxConnections = "max_connections", maxFrameSize = "max_frame_size", maxMessageSize = "max_message_size"
+        case handshakeTimeout = "handshake_timeout", idleTimeout = "idle_timeout", idleAction = "idle_action"
+        case closeTimeout = "close_timeout", outboundQueueSize = "outbound_queue_size", slowConsumer = "slow_consumer"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.section(Keys.self)
+        self.maxConnections = try c.int(.maxConnections, in: 1...1_000_000)
+        self.maxFrameSize = try c.size(.maxFrameSize)
+        self.maxMessageSize = try c.size(.maxMessageSize)
+        self.handshakeTimeout = try c.duration(.handshakeTimeout)
+        self.idleTimeout = try c.duration(.idleTimeout)
+        self.idleAction = try c.choice(.idleAction, IdleAction.self)
+        self.closeTimeout = try c.duration(.closeTimeout)
+        self.outboundQueueSize = try c.size(.outboundQueueSize)
+        self.slowConsumer = try c.choice(.slowConsumer, SlowConsumerPolicy.self)
+    }
+
+    /// Applies these settings over a connection configuration.
+    func apply(to connection: inout WebSocketConfiguration) {
+        if let value = self.maxFrameSize { connection.maxFrameSize = value }
+        if let value = self.maxMessageSize { connection.maxMessageSize = value }
+        if let value = self.idleTimeout { connection.idleTimeout = value }
+        if let value = self.closeTimeout { connection.closeTimeout = value }
+        if let value = self.outboundQueueSize { connection.outboundQueueSize = value }
+    }
+}
+
+/// `keepalive`.
+public struct KeepaliveSection: Sendable, Decodable {
+    public var pingInterval: TimeAmount = .seconds(25)
+    public var pongTimeout: TimeAmount = .seconds(10)
+
+    enum Keys: String, CodingKey, CaseIterable { case pingInterval = "ping_interval", pongTimeout = "pong_timeout" }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.section(Keys.self)
+        if let value = try c.duration(.pingInterval) { self.pingInterval = value }
+        if let value = try c.duration(.pongTimeout) { self.pongTimeout = value }
+    }
+}
+
+/// `compression`.
+public struct CompressionSection: Sendable, Decodable {
+    public var enabled = false
+    public var minimumSize = 32
+    public var level = 6
+
+    enum Keys: String, CodingKey, CaseIterable { case enabled, minimumSize = "minimum_size", level }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.section(Keys.self)
+        self.enabled = try c.bool(.enabled) ?? false
+        self.minimumSize = try c.size(.minimumSize) ?? 32
+        self.level = try c.int(.level, in: 1...9) ?? 6
+    }
+}
+
+/// `rate_limit`.
+struct RateLimitSection: Decodable {
+    var limit: RateLimit
+
+    enum Keys: String, CodingKey, CaseIterable { case messagesPerSecond = "messages_per_second", burst, onExceed = "on_exceed" }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.section(Keys.self)
+        guard let rate = try c.number(.messagesPerSecond) else {
+            throw ConfigError(key: keyPath(decoder.codingPath + [Keys.messagesPerSecond]), value: "nothing", expected: "a positive number")
+        }
+        let burst = try c.int(.burst, in: 1...1_000_000) ?? max(1, Int(rate.rounded(.up)))
+        self.limit = RateLimit(messagesPerSecond: rate, burst: burst, onExceed: try c.choice(.onExceed, RateLimit.Action.self) ?? .close)
+    }
+}
+
+/// `log`.
+public struct LogSection: Sendable, Decodable {
+    public enum Format: String, Sendable, CaseIterable { case text, json }
+    public enum Level: String, Sendable, CaseIterable { case trace, debug, info, notice, warning, error, critical }
+
+    public var level = Level.info
+    public var format = Format.text
+
+    enum Keys: String, CodingKey, CaseIterable { case level, format }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.section(Keys.self)
+        self.level = try c.choice(.level, Level.self) ?? .info
+        self.format = try c.choice(.format, Format.self) ?? .text
+    }
+}
+
+extension IdleAction: CaseIterable {
+    public static var allCases: [IdleAction] { [.notify, .close] }
+}
+
+extension SlowConsumerPolicy: CaseIterable {
+    public static var allCases: [SlowConsumerPolicy] { [.close, .drop] }
+}
+
+extension RateLimit.Action: CaseIterable {
+    public static var allCases: [RateLimit.Action] { [.close, .drop] }
+}

@@ -1,0 +1,126 @@
+import GatewayCore
+import NIOCore
+import WebSocketEngine
+import Yams
+
+/// One entry of `routes`.
+public struct RouteSection: Sendable, Decodable {
+    /// The built-in handlers.
+    public enum Handler: String, Sendable, CaseIterable {
+        case echo, broadcast, webhook
+    }
+
+    public var path: String
+    public var handler: Handler
+    public var groups: [String] = []
+    public var subprotocols: [String] = []
+    /// `broadcast` only: leave the sender out.
+    public var excludeSender = false
+    public var webhook: WebhookSection?
+    public var limits = LimitsSection()
+    public var rateLimit: RateLimit?
+    public var allowedOrigins: [String]?
+
+    enum Keys: String, CodingKey, CaseIterable {
+        case path, handler, groups, subprotocols, webhook, limits
+        case excludeSender = "exclude_sender", rateLimit = "rate_limit", allowedOrigins = "allowed_origins"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.section(Keys.self)
+        let here = decoder.codingPath
+        guard let path = try c.text(.path) else {
+            throw ConfigError(key: keyPath(here + [Keys.path]), value: "nothing", expected: "a path such as /chat/{room}")
+        }
+        do {
+            _ = try RouteTemplate(path)
+        } catch {
+            throw ConfigError(key: keyPath(here + [Keys.path]), value: "'\(path)'", expected: error.expected)
+        }
+        self.path = path
+        guard let handler = try c.choice(.handler, Handler.self) else {
+            throw ConfigError(key: keyPath(here + [Keys.handler]), value: "nothing", expected: "one of echo, broadcast, webhook")
+        }
+        self.handler = handler
+        self.groups = try c.texts(.groups) ?? []
+        self.subprotocols = try c.texts(.subprotocols) ?? []
+        self.excludeSender = try c.bool(.excludeSender) ?? false
+        self.webhook = try c.nested(.webhook, WebhookSection.self)
+        self.limits = try c.nested(.limits, LimitsSection.self) ?? LimitsSection()
+        self.rateLimit = try c.nested(.rateLimit, RateLimitSection.self)?.limit
+        self.allowedOrigins = try c.texts(.allowedOrigins)
+        if handler == .webhook, self.webhook == nil {
+            throw ConfigError(key: keyPath(here + [Keys.webhook]), value: "nothing", expected: "webhook settings (at least url) for handler webhook")
+        }
+    }
+}
+
+/// `routes[].webhook`.
+public struct WebhookSection: Sendable, Decodable {
+    /// The events a webhook can receive.
+    public enum Event: String, Sendable, CaseIterable { case open, data, close }
+
+    public var url: String
+    public var events: Set<Event> = [.open, .data, .close]
+    public var timeout: TimeAmount = .seconds(5)
+    public var retries = 3
+    public var backoff: TimeAmount = .milliseconds(100)
+    public var secret: String?
+    /// Requests in flight at once across all connections of the route.
+    public var concurrency = 64
+
+    enum Keys: String, CodingKey, CaseIterable { case url, events, timeout, retries, backoff, secret, concurrency }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.section(Keys.self)
+        let here = decoder.codingPath
+        guard let url = try c.text(.url), url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            throw ConfigError(key: keyPath(here + [Keys.url]), value: (try? c.text(.url)).flatMap { $0.map { "'\($0)'" } } ?? "nothing", expected: "an http:// or https:// URL")
+        }
+        self.url = url
+        if let names = try c.texts(.events) {
+            var events = Set<Event>()
+            for (index, name) in names.enumerated() {
+                guard let event = Event(rawValue: name) else {
+                    throw ConfigError(key: keyPath(here + [Keys.events]) + "[\(index)]", value: "'\(name)'", expected: "one of open, data, close")
+                }
+                events.insert(event)
+            }
+            self.events = events
+        }
+        self.timeout = try c.duration(.timeout) ?? .seconds(5)
+        self.retries = try c.int(.retries, in: 0...100) ?? 3
+        self.backoff = try c.duration(.backoff) ?? .milliseconds(100)
+        self.secret = try c.text(.secret)
+        self.concurrency = try c.int(.concurrency, in: 1...100_000) ?? 64
+    }
+}
+
+extension DaemonConfiguration {
+    /// Reads a configuration from YAML text; `${VAR}` references are expanded from `environment`.
+    public static func parse(yaml: String, environment: [String: String]) throws -> DaemonConfiguration {
+        let (text, references) = ConfigEnvironment.substitutePlaceholders(in: yaml)
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ConfigError(key: "", value: "text that is not valid YAML (\(error))", expected: "a YAML mapping of settings")
+        }
+        guard let node, node.mapping != nil else {
+            throw ConfigError(key: "", value: "no mapping", expected: "a YAML mapping of settings")
+        }
+        return try ConfigEnvironment.$references.withValue(references) {
+            try ConfigEnvironment.$values.withValue(environment) {
+            do {
+                return try YAMLDecoder().decode(DaemonConfiguration.self, from: node)
+            } catch let error as ConfigError {
+                throw error
+            } catch let DecodingError.typeMismatch(_, context) {
+                throw ConfigError(key: keyPath(context.codingPath), value: "a different kind of value", expected: "\(context.debugDescription)")
+            } catch let DecodingError.dataCorrupted(context) {
+                throw ConfigError(key: keyPath(context.codingPath), value: "an unreadable value", expected: context.debugDescription)
+            }
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import AsyncHTTPClient
+import Foundation
+import GatewayCore
+import Hummingbird
+import Logging
+import NIOCore
+import NIOSSL
+import Prometheus
+import ServiceLifecycle
+import WebSocketEngine
+
+/// The `wsgate` daemon: the gateway from a configuration file, its management API, webhooks and metrics.
+public struct Daemon: Sendable {
+    /// The configuration it runs.
+    public var configuration: DaemonConfiguration
+
+    /// Creates a daemon.
+    public init(configuration: DaemonConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// The OpenAPI document of the management API.
+    public static var openAPIDocument: String {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
+            let text = try? String(contentsOf: url, encoding: .utf8)
+        else { return "openapi: 3.0.3\n" }
+        return text
+    }
+
+    /// The gateway's configuration, with the webhook handlers built on `http`.
+    func gatewayConfiguration(http: HTTPClient, logger: Logger) throws -> GatewayConfiguration {
+        let file = self.configuration
+        var connection = WebSocketConfiguration()
+        file.limits.apply(to: &connection)
+        if let keepalive = file.keepalive {
+            connection.keepalive = .init(interval: keepalive.pingInterval, timeout: keepalive.pongTimeout)
+        }
+        if file.compression.enabled {
+            connection.compression = PerMessageDeflateConfiguration(
+                minimumMessageSize: file.compression.minimumSize, compressionLevel: file.compression.level)
+        }
+        var server = WebSocketServerConfiguration(host: file.listen.host, port: file.listen.port, connection: connection)
+        if let handshake = file.limits.handshakeTimeout { server.handshakeTimeout = handshake }
+        if let tls = file.tls {
+            do {
+                server.tls = try .webSocketServer(
+                    certificateChainFile: tls.certificate, privateKeyFile: tls.privateKey, clientCAFile: tls.clientCA,
+                    requireClientCertificate: tls.requireClientCertificate)
+            } catch {
+                throw ConfigError(key: "tls", value: "files that could not be loaded (\(error))", expected: "a readable PEM certificate chain and key")
+            }
+        }
+        var routes: [GatewayRoute] = []
+        for (index, section) in file.routes.enumerated() {
+            var routeConnection = connection
+            section.limits.apply(to: &routeConnection)
+            let handler: any GatewayHandler
+            var hook: (@Sendable (GatewayUpgradeRequest) async -> GatewayUpgradeDecision)?
+            switch section.handler {
+            case .echo:
+                handler = EchoHandler()
+            case .broadcast:
+                handler = BroadcastHandler(excludeSender: section.excludeSender)
+            case .webhook:
+                let webhook = WebhookHandler(
+                    client: WebhookClient(settings: section.webhook!, http: http, route: section.path, logger: logger), logger: logger)
+                handler = webhook
+                hook = { await webhook.upgradeHook($0) }
+            }
+            do {
+                routes.append(try GatewayRoute(
+                    path: section.path, handler: handler, subprotocols: section.subprotocols, groups: section.groups,
+                    connection: routeConnection, rateLimit: section.rateLimit, idleAction: section.limits.idleAction,
+                    allowedOrigins: section.allowedOrigins, maxConnections: section.limits.maxConnections, upgradeHook: hook))
+            } catch {
+                throw ConfigError(key: "routes[\(index)].path", value: "'\(section.path)'", expected: error.expected)
+            }
+        }
+        return GatewayConfiguration(
+            server: server, basePath: file.basePath, routes: routes,
+            maxConnections: file.limits.maxConnections ?? 10_000, rateLimit: file.rateLimit,
+            idleAction: file.limits.idleAction ?? .close,
+            allowedOrigins: file.allowedOrigins.isEmpty ? nil : file.allowedOrigins,
+            slowConsumer: file.limits.slowConsumer ?? .close)
+    }
+
+    /// Runs until SIGTERM or SIGINT, then shuts down gracefully (1001 to every connection).
+    public func run(logger: Logger, metrics: PrometheusCollectorRegistry, onReady: @escaping @Sendable (String) -> Void = { print($0) }) async throws {
+        let http = HTTPClient(eventLoopGroup: .singletonMultiThreadedEventLoopGroup)
+        do {
+            let gateway = try Gateway(configuration: try self.gatewayConfiguration(http: http, logger: logger))
+            let address = try await gateway.start()
+            let admin = Application(
+                router: AdminAPI.router(
+                    gateway: gateway, token: self.configuration.admin.token,
+                    metrics: { metrics.emitToString() }, openAPI: Self.openAPIDocument),
+                configuration: .init(
+                    address: .hostname(self.configuration.admin.listen.host, port: self.configuration.admin.listen.port),
+                    serverName: "wsgate"),
+                onServerRunning: { channel in
+                    let scheme = self.configuration.tls == nil ? "ws" : "wss"
+                    var lines = ["wsgate: WebSocket listener on \(scheme)://\(Self.describe(address))"]
+                    for route in self.configuration.routes {
+                        lines.append("  \(self.configuration.basePath)\(route.path) -> \(route.handler.rawValue)\(route.groups.isEmpty ? "" : " groups \(route.groups.joined(separator: ", "))")")
+                    }
+                    lines.append("wsgate: management API on http://\(Self.describe(channel.localAddress)) (\(self.configuration.admin.token == nil ? "no token, loopback only" : "bearer token required"))")
+                    onReady(lines.joined(separator: "\n"))
+                },
+                logger: logger)
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: gateway), .init(service: admin)],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+        try await http.shutdown()
+    }
+
+    private static func describe(_ address: SocketAddress?) -> String {
+        guard let address, let ip = address.ipAddress, let port = address.port else { return "?" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+}

@@ -1,0 +1,103 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The real `wsgate` binary, started with a config file, for end-to-end tests.
+final class DaemonProcess: @unchecked Sendable {
+    let process = Process()
+    let directory: URL
+    private(set) var webSocketPort = 0
+    private(set) var adminPort = 0
+    private let output = Pipe()
+    private let errors = Pipe()
+
+    /// The built binary: `WSGATE_BINARY`, or `.build/debug/wsgate` of this package.
+    static var binary: URL {
+        if let path = ProcessInfo.processInfo.environment["WSGATE_BINARY"] { return URL(fileURLWithPath: path) }
+        var root = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { root.deleteLastPathComponent() }
+        return root.appendingPathComponent(".build/debug/wsgate")
+    }
+
+    /// Starts `wsgate` with `yaml` (listeners on port 0) and waits for its banner.
+    init(yaml: String, environment: [String: String] = [:], arguments: [String] = []) async throws {
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("wsgate-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+        let file = self.directory.appendingPathComponent("wsgate.yaml")
+        try yaml.write(to: file, atomically: true, encoding: .utf8)
+        self.process.executableURL = Self.binary
+        self.process.arguments = ["--config", file.path] + arguments
+        self.process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        self.process.standardOutput = self.output
+        self.process.standardError = self.errors
+        try self.process.run()
+        if ProcessInfo.processInfo.environment["WSGATE_TEST_DEBUG"] != nil { FileHandle.standardError.write(Data("started \(self.process.processIdentifier)\n".utf8)) }
+        let handle = self.output.fileHandleForReading
+        let banner: String = await withCheckedContinuation { continuation in
+            // Read the banner on a plain thread: FileHandle reads block.
+            DispatchQueue.global().async {
+                var text = ""
+                while !text.contains("management API on") {
+                    let data = handle.availableData
+                    if ProcessInfo.processInfo.environment["WSGATE_TEST_DEBUG"] != nil { FileHandle.standardError.write(Data("read \(data.count)\n".utf8)) }
+                    if data.isEmpty { break }
+                    text += String(decoding: data, as: UTF8.self)
+                }
+                continuation.resume(returning: text)
+            }
+        }
+        if ProcessInfo.processInfo.environment["WSGATE_TEST_DEBUG"] != nil { print("banner: \(banner)") }
+        self.webSocketPort = Self.port(after: "listener on ", in: banner)
+        self.adminPort = Self.port(after: "management API on http://", in: banner)
+        guard self.webSocketPort > 0, self.adminPort > 0 else {
+            self.process.terminate()
+            throw DaemonError(message: "wsgate did not start: \(banner)\(String(decoding: self.errors.fileHandleForReading.availableData, as: UTF8.self))")
+        }
+    }
+
+    struct DaemonError: Error, CustomStringConvertible {
+        var message: String
+        var description: String { self.message }
+    }
+
+    private static func port(after marker: String, in text: String) -> Int {
+        guard let range = text.range(of: marker) else { return 0 }
+        let rest = text[range.upperBound...]
+        let address = rest.prefix { !$0.isWhitespace }
+        return Int(address.split(separator: ":").last ?? "") ?? 0
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    @discardableResult
+    func stop() async -> Int32 {
+        if self.process.isRunning { self.process.terminate() }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                self.process.waitUntilExit()
+                continuation.resume()
+            }
+        }
+        try? FileManager.default.removeItem(at: self.directory)
+        return self.process.terminationStatus
+    }
+
+    /// Calls the management API; returns status and body.
+    func admin(_ method: HTTPMethod, _ path: String, body: String? = nil, token: String? = nil) async throws -> (status: Int, body: String) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(self.adminPort)\(path)")
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        return (Int(response.status.code), text)
+    }
+
+    /// Parses a JSON object answer.
+    static func json(_ text: String) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+    }
+}
