@@ -3,9 +3,11 @@
 #   1. makes sure the system libraries the build needs are present (zlib headers),
 #   2. builds everything in debug mode with the tests,
 #   3. runs the unit and loopback tests (swift test),
-#   4. runs Autobahn|TestSuite against our server and our client, side by side (scripts/autobahn.sh);
+#   4. runs schemathesis against the live daemon's management API and its OpenAPI document
+#      (scripts/api-conformance.sh),
+#   5. runs Autobahn|TestSuite against our server and our client, side by side (scripts/autobahn.sh);
 #      any case that is not OK or INFORMATIONAL fails the run.
-# Set AUTOBAHN=skip to leave out step 4 while iterating (CI never does).
+# Set AUTOBAHN=skip or SCHEMATHESIS=skip to leave out those steps while iterating (CI never does).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -34,6 +36,18 @@ set -e
 tests_total=$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests\{0,1\} .*/\1/p' "$test_log" | tail -1)
 tests_failed=$(grep '✘ Test .* failed' "$test_log" | grep -vc 'Test run with' || true)
 
+st_rc=0 st_cases=0
+if [ "${SCHEMATHESIS:-run}" != skip ]; then
+    log "management API contract (schemathesis)"
+    st_log=$(mktemp)
+    set +e
+    scripts/api-conformance.sh 2>&1 | tee "$st_log"
+    st_rc=${PIPESTATUS[0]}
+    set -e
+    st_cases=$(sed -n 's/^ *\([0-9][0-9]*\) generated.*/\1/p' "$st_log" | tail -1)
+    rm -f "$st_log"
+fi
+
 ab_passed=0 ab_failed=0 ab_rc=0
 if [ "${AUTOBAHN:-run}" != skip ]; then
     log "Autobahn|TestSuite: server and client (all cases)"
@@ -60,9 +74,14 @@ fi
 
 log "summary"
 echo "swift test: ${tests_total:-0} tests, exit status $test_rc"
+[ "${SCHEMATHESIS:-run}" = skip ] || echo "schemathesis: ${st_cases:-0} generated cases, exit status $st_rc"
 [ "${AUTOBAHN:-run}" = skip ] || echo "autobahn: $ab_passed cases passed, $ab_failed failed (server and client suites)"
-passed=$(( ${tests_total:-0} - tests_failed + ab_passed ))
-failed=$(( tests_failed + ab_failed ))
+st_passed=0 st_failed=0
+if [ "${SCHEMATHESIS:-run}" != skip ]; then
+    if [ "$st_rc" -eq 0 ]; then st_passed=1; else st_failed=1; fi
+fi
+passed=$(( ${tests_total:-0} - tests_failed + ab_passed + st_passed ))
+failed=$(( tests_failed + ab_failed + st_failed ))
 [ "$test_rc" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
 echo "$passed passed, $failed failed"
-[ "$test_rc" -eq 0 ] && [ "$ab_rc" -eq 0 ]
+[ "$test_rc" -eq 0 ] && [ "$ab_rc" -eq 0 ] && [ "$st_rc" -eq 0 ]

@@ -101,6 +101,7 @@ extension Gateway {
             switch error.kind {
             case .outboundQueueFull:
                 connection.metrics.slowConsumer(connection.slowConsumer)
+                self.configuration.logger.warning("slow consumer: broadcast not delivered", metadata: connection.logMetadata)
                 if connection.slowConsumer == .close {
                     connection.markClosing()
                     connection.socket.startClose(code: .policyViolation, reason: "slow consumer")

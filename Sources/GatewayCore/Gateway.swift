@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import Logging
 import ServiceLifecycle
 import WebSocketEngine
 
@@ -28,7 +29,7 @@ public final class Gateway: Service, Sendable {
         for (index, route) in configuration.routes.enumerated() {
             let full = try RouteTemplate(Self.join(configuration.basePath, route.path.template))
             guard seen.insert(full.segments.map { if case .literal(let l) = $0 { l } else { "{}" } }.joined(separator: "/")).inserted else {
-                throw GatewayConfigurationError(key: "routes[\(index)].path", value: route.path.template, expected: "a path no other route has")
+                throw GatewayConfigurationError(key: "routes[\(index)].path", value: "'\(route.path.template)'", expected: "a path no other route has")
             }
             routes.append((full, route))
         }
@@ -201,6 +202,7 @@ public final class Gateway: Service, Sendable {
             metrics: self.metrics[setup.route] ?? RouteMetrics(route: setup.route))
         guard self.registry.insert(connection) else { return nil }
         connection.metrics.accepted()
+        self.configuration.logger.info("connection opened", metadata: connection.logMetadata)
         for group in setup.groups { self.registry.subscribe(connection, to: group) }
         return connection
     }
@@ -210,7 +212,15 @@ public final class Gateway: Service, Sendable {
         defer {
             self.registry.remove(connection)
             self.release(route: setup.route)
-            Task { connection.metrics.closed(code: await connection.socket.closeInfo.code.rawValue) }
+            let logger = self.configuration.logger
+            Task {
+                let info = await connection.socket.closeInfo
+                connection.metrics.closed(code: info.code.rawValue)
+                var metadata = connection.logMetadata
+                metadata["close_code"] = "\(info.code.rawValue)"
+                metadata["close_reason"] = "\(info.reason)"
+                logger.info("connection closed", metadata: metadata)
+            }
         }
         let events = GatewayEvents(
             connection: connection, rateLimit: setup.rateLimit, idleAction: setup.idleAction, clock: self.configuration.clock)

@@ -1,3 +1,4 @@
+import Logging
 import WebSocketEngine
 
 /// Settings of a gateway. Every limit is finite by default.
@@ -20,6 +21,8 @@ public struct GatewayConfiguration: Sendable {
     public var slowConsumer: SlowConsumerPolicy
     /// The clock of rate limits.
     public var clock: any GatewayClock
+    /// Where connection opens, closes and policy actions are logged (with the connection's metadata).
+    public var logger: Logger
 
     /// Creates a configuration with the documented defaults.
     public init(
@@ -31,8 +34,10 @@ public struct GatewayConfiguration: Sendable {
         idleAction: IdleAction = .close,
         allowedOrigins: [String]? = nil,
         slowConsumer: SlowConsumerPolicy = .close,
-        clock: any GatewayClock = SystemGatewayClock()
+        clock: any GatewayClock = SystemGatewayClock(),
+        logger: Logger = Logger(label: "wsgate.gateway")
     ) {
+        self.logger = logger
         self.server = server
         self.basePath = basePath
         self.routes = routes

@@ -81,7 +81,7 @@ public struct Daemon: Sendable {
             maxConnections: file.limits.maxConnections ?? 10_000, rateLimit: file.rateLimit,
             idleAction: file.limits.idleAction ?? .close,
             allowedOrigins: file.allowedOrigins.isEmpty ? nil : file.allowedOrigins,
-            slowConsumer: file.limits.slowConsumer ?? .close)
+            slowConsumer: file.limits.slowConsumer ?? .close, logger: logger)
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully (1001 to every connection).

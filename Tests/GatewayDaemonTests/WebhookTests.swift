@@ -91,6 +91,7 @@ struct WebhookTests {
             case ("open", _) where path.hasSuffix("/blocked"): return (.forbidden, "text/plain", "forbidden device")
             case ("data", "ping"?): return (.ok, "text/plain", "pong")
             case ("data", "fan out"?): return (.ok, "application/json", #"{"actions": [{"action": "broadcast", "message": "to every device", "groups": ["devices"]}]}"#)
+            case ("data", "join"?): return (.ok, "application/json", #"{"actions": [{"action": "subscribe", "group": "vip"}, {"action": "send", "message": "joined"}, {"action": "unsubscribe", "group": "devices"}]}"#)
             case ("data", "bye"?): return (.ok, "application/json", #"{"actions": [{"action": "close", "code": 4002, "reason": "done"}]}"#)
             default: return (.ok, "text/plain", "")
             }
@@ -120,6 +121,10 @@ struct WebhookTests {
         try await device.send(text: "fan out")
         #expect(try await device.receive() == .text("to every device"))
         #expect(try await other.receive() == .text("to every device"))
+        try await device.send(text: "join")
+        #expect(try await device.receive() == .text("joined"))
+        let groups = try await daemon.admin(.GET, "/v1/groups")
+        #expect(groups.body.contains(#""name":"vip""#) && groups.body.contains(#"{"members":1,"name":"devices"}"#))
         try await device.send(text: "bye")
         #expect(await device.closeInfo == WebSocketCloseInfo(code: WebSocketCloseCode(4002), reason: "done", initiatedLocally: false))
         try await other.close()

@@ -1,5 +1,6 @@
 import Atomics
 import FoundationEssentials
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -117,6 +118,14 @@ public final class GatewayConnection: Sendable {
         self.closing.store(true, ordering: .relaxed)
     }
 
+    /// Metadata for log lines about this connection.
+    public var logMetadata: Logger.Metadata {
+        [
+            "socket_id": "\(self.id)", "route": "\(self.route)", "path": "\(self.path)",
+            "remote_address": "\(self.socket.remoteAddress.map(Self.describe) ?? "-")",
+        ]
+    }
+
     /// The info record.
     public func info() -> ConnectionInfo {
         let mutable = self.mutable.withLockedValue { $0 }
@@ -156,9 +165,12 @@ public final class GatewayConnection: Sendable {
             throw .messageTooLarge(size: prepared.size, limit: self.maxMessageSize)
         }
         guard self.isOpen else { throw .socketNotOpen(self.id.rawValue) }
+        // Counted before the send: the peer may have the message before this task resumes.
+        self.countOutbound(bytes: prepared.size)
         do {
             try await self.socket.send(prepared)
         } catch {
+            self.countOutbound(bytes: -prepared.size, messages: -1)
             let failure = GatewayError.sending(self.id, error)
             if failure.kind == "slow_consumer" {
                 self.metrics.slowConsumer(self.slowConsumer)
@@ -169,13 +181,14 @@ public final class GatewayConnection: Sendable {
             }
             throw failure
         }
-        self.countOutbound(bytes: prepared.size)
     }
 
-    func countOutbound(bytes: Int) {
-        self.metrics.messagesOut.increment()
-        self.metrics.bytesOut.increment(by: bytes)
-        self.messagesOut.wrappingIncrement(ordering: .relaxed)
+    func countOutbound(bytes: Int, messages: Int = 1) {
+        if messages > 0 {
+            self.metrics.messagesOut.increment()
+            self.metrics.bytesOut.increment(by: bytes)
+        }
+        self.messagesOut.wrappingIncrement(by: messages, ordering: .relaxed)
         self.bytesOut.wrappingIncrement(by: bytes, ordering: .relaxed)
         self.lastActiveAt.store(Self.epochMilliseconds(), ordering: .relaxed)
     }

@@ -108,7 +108,7 @@ public struct GatewayAcceptance: Sendable {
 public struct GatewayConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The configuration key (e.g. `routes[2].path`).
     public var key: String
-    /// The value given.
+    /// The value found (quoted), or a description of what was there.
     public var value: String
     /// What was expected instead.
     public var expected: String
@@ -120,5 +120,7 @@ public struct GatewayConfigurationError: Error, Hashable, Sendable, CustomString
         self.expected = expected
     }
 
-    public var description: String { "\(self.key): '\(self.value)' is invalid, expected \(self.expected)" }
+    public var description: String {
+        "config error at \(self.key.isEmpty ? "the top level" : self.key): got \(self.value), expected \(self.expected)"
+    }
 }

@@ -15,7 +15,7 @@ public struct RouteTemplate: Hashable, Sendable, CustomStringConvertible {
     /// Parses a template; fails on an empty or unterminated parameter, a repeated parameter name or a missing `/`.
     public init(_ template: String) throws(GatewayConfigurationError) {
         guard template.hasPrefix("/") else {
-            throw GatewayConfigurationError(key: "path", value: template, expected: "a path starting with /")
+            throw GatewayConfigurationError(key: "path", value: "'\(template)'", expected: "a path starting with /")
         }
         var names = Set<String>()
         var segments: [Segment] = []
@@ -24,11 +24,11 @@ public struct RouteTemplate: Hashable, Sendable, CustomStringConvertible {
                 guard part.hasPrefix("{"), part.hasSuffix("}"), part.count > 2,
                     !part.dropFirst().dropLast().contains(where: { "{}/".contains($0) })
                 else {
-                    throw GatewayConfigurationError(key: "path", value: template, expected: "parameters as whole segments like {name}")
+                    throw GatewayConfigurationError(key: "path", value: "'\(template)'", expected: "parameters as whole segments like {name}")
                 }
                 let name = String(part.dropFirst().dropLast())
                 guard names.insert(name).inserted else {
-                    throw GatewayConfigurationError(key: "path", value: template, expected: "each parameter name once")
+                    throw GatewayConfigurationError(key: "path", value: "'\(template)'", expected: "each parameter name once")
                 }
                 segments.append(.parameter(name))
             } else {

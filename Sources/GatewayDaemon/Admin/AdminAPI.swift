@@ -56,15 +56,15 @@ enum AdminAPI {
             return AdminJSON.response(["closed": closed])
         }
         router.get("/v1/connections/:socket_id") { _, context in
-            AdminJSON.response(try gateway.info(try context.parameters.require("socket_id")))
+            AdminJSON.response(try gateway.info(try self.pathParameter(context, "socket_id")))
         }
         router.delete("/v1/connections/:socket_id") { request, context in
             let (code, reason) = try self.closeParameters(request)
-            try await gateway.close(try context.parameters.require("socket_id"), code: code, reason: reason)
+            try await gateway.close(try self.pathParameter(context, "socket_id"), code: code, reason: reason)
             return AdminJSON.noContent
         }
         router.post("/v1/connections/:socket_id/messages") { request, context in
-            let id = try context.parameters.require("socket_id")
+            let id = try self.pathParameter(context, "socket_id")
             _ = try gateway.connection(id)
             let body = try await AdminJSON.decode(MessageBody.self, from: request, limit: bodyLimit)
             try await gateway.send(id, try self.message(body.message, type: body.type))
@@ -83,17 +83,27 @@ enum AdminAPI {
             return AdminJSON.response(Answer(delivered: result.delivered, failures: result.failures))
         }
         router.put("/v1/connections/:socket_id/groups/:group") { _, context in
-            try gateway.subscribe(try context.parameters.require("socket_id"), to: try context.parameters.require("group"))
+            try gateway.subscribe(try self.pathParameter(context, "socket_id"), to: try self.pathParameter(context, "group"))
             return AdminJSON.noContent
         }
         router.delete("/v1/connections/:socket_id/groups/:group") { _, context in
-            try gateway.unsubscribe(try context.parameters.require("socket_id"), from: try context.parameters.require("group"))
+            try gateway.unsubscribe(try self.pathParameter(context, "socket_id"), from: try self.pathParameter(context, "group"))
             return AdminJSON.noContent
         }
         router.get("/v1/groups") { _, _ in
             AdminJSON.response(["groups": gateway.groups()])
         }
         return router
+    }
+
+    /// A path parameter, percent-decoded (clients escape `=` and other characters in ids and group names).
+    private static func pathParameter(_ context: BasicRequestContext, _ name: String) throws -> String {
+        let raw = try context.parameters.require(name)
+        let decoded = PercentEncoding.decode(Substring(raw))
+        guard !decoded.isEmpty, !decoded.contains(where: { $0.isASCII && $0.asciiValue! < 0x20 }) else {
+            throw AdminError.badRequest("invalid \(name) '\(raw)'")
+        }
+        return decoded
     }
 
     private static func filter(_ request: Request) throws -> ConnectionFilter {

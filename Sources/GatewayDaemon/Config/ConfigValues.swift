@@ -1,25 +1,8 @@
+import GatewayCore
 import NIOCore
 
 /// A configuration value that is not acceptable: which key, what it was, and what was expected.
-public struct ConfigError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// The key path, e.g. `routes[2].limits.max_message_size`.
-    public var key: String
-    /// The value found (or a description of what was there).
-    public var value: String
-    /// What the key accepts.
-    public var expected: String
-
-    /// Creates an error.
-    public init(key: String, value: String, expected: String) {
-        self.key = key
-        self.value = value
-        self.expected = expected
-    }
-
-    public var description: String {
-        "config error at \(self.key.isEmpty ? "the top level" : self.key): got \(self.value), expected \(self.expected)"
-    }
-}
+public typealias ConfigError = GatewayConfigurationError
 
 /// Renders a coding path as `routes[2].limits.max_message_size`.
 func keyPath(_ path: [any CodingKey]) -> String {
