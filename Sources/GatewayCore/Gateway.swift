@@ -207,23 +207,20 @@ public final class Gateway: Service, Sendable {
         return connection
     }
 
-    /// One connection's life after registration: run the handler, then unregister.
+    /// One connection's life after registration: run the handler, close, then unregister.
     private func serve(_ connection: GatewayConnection, setup: ConnectionSetup) async {
-        defer {
-            self.registry.remove(connection)
-            self.release(route: setup.route)
-            let logger = self.configuration.logger
-            Task {
-                let info = await connection.socket.closeInfo
-                connection.metrics.closed(code: info.code.rawValue)
-                var metadata = connection.logMetadata
-                metadata["close_code"] = "\(info.code.rawValue)"
-                metadata["close_reason"] = "\(info.reason)"
-                logger.info("connection closed", metadata: metadata)
-            }
-        }
         let events = GatewayEvents(
             connection: connection, rateLimit: setup.rateLimit, idleAction: setup.idleAction, clock: self.configuration.clock)
         await setup.handler.serve(GatewayContext(connection: connection, gateway: self), events: events)
+        // A handler that returns early ends its connection.
+        if connection.socket.isOpen { connection.socket.startClose(code: .normalClosure) }
+        let info = await connection.socket.closeInfo
+        self.registry.remove(connection)
+        self.release(route: setup.route)
+        connection.metrics.closed(code: info.code.rawValue)
+        var metadata = connection.logMetadata
+        metadata["close_code"] = "\(info.code.rawValue)"
+        metadata["close_reason"] = "\(info.reason)"
+        self.configuration.logger.info("connection closed", metadata: metadata)
     }
 }

@@ -32,7 +32,6 @@ final class DaemonProcess: @unchecked Sendable {
         self.process.standardOutput = self.output
         self.process.standardError = self.errors
         try self.process.run()
-        if ProcessInfo.processInfo.environment["WSGATE_TEST_DEBUG"] != nil { FileHandle.standardError.write(Data("started \(self.process.processIdentifier)\n".utf8)) }
         let handle = self.output.fileHandleForReading
         let banner: String = await withCheckedContinuation { continuation in
             // Read the banner on a plain thread: FileHandle reads block.
@@ -40,14 +39,12 @@ final class DaemonProcess: @unchecked Sendable {
                 var text = ""
                 while !text.contains("management API on") {
                     let data = handle.availableData
-                    if ProcessInfo.processInfo.environment["WSGATE_TEST_DEBUG"] != nil { FileHandle.standardError.write(Data("read \(data.count)\n".utf8)) }
                     if data.isEmpty { break }
                     text += String(decoding: data, as: UTF8.self)
                 }
                 continuation.resume(returning: text)
             }
         }
-        if ProcessInfo.processInfo.environment["WSGATE_TEST_DEBUG"] != nil { print("banner: \(banner)") }
         self.webSocketPort = Self.port(after: "listener on ", in: banner)
         self.adminPort = Self.port(after: "management API on http://", in: banner)
         guard self.webSocketPort > 0, self.adminPort > 0 else {
