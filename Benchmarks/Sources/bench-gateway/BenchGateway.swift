@@ -14,6 +14,7 @@ struct BenchGateway: AsyncParsableCommand {
     @Option var host = "127.0.0.1"
     @Option var port = 9300
     @Option(help: "Connection limit of the gateway.") var maxConnections = 30_000
+    @Flag(help: "Serve /feed with the bare engine instead of the gateway (to split memory and time by layer).") var engineOnly = false
 
     struct Publisher: GatewayHandler {
         func onText(_ context: GatewayContext, _ text: String) async {
@@ -27,6 +28,15 @@ struct BenchGateway: AsyncParsableCommand {
     func run() async throws {
         var server = WebSocketServerConfiguration(host: self.host, port: self.port)
         server.backlog = 4096
+        if self.engineOnly {
+            let engine = try await WebSocketServer.bind(configuration: server) { _ in
+                .accept(WebSocketAcceptance { socket in for await _ in socket.events {} })
+            }
+            print("bench-gateway (engine only) listening on \(engine.localAddress!) pid \(getpid())")
+            fflush(nil)
+            await engine.run()
+            return
+        }
         let gateway = try Gateway(configuration: GatewayConfiguration(
             server: server,
             routes: [
