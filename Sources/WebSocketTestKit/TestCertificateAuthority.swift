@@ -32,22 +32,12 @@ public struct TestCertificateAuthority: Sendable {
     public init(commonName: String = "WebSocketGateway Test CA") throws {
         let key = P256.Signing.PrivateKey()
         let name = try DistinguishedName { CommonName(commonName) }
-        let now = Date()
-        let certificate = try Certificate(
-            version: .v3,
-            serialNumber: .init(),
-            publicKey: .init(key.publicKey),
-            notValidBefore: now - 3600,
-            notValidAfter: now + 86400,
-            issuer: name,
-            subject: name,
-            signatureAlgorithm: .ecdsaWithSHA256,
+        let certificate = try Self.sign(
+            publicKey: key.publicKey, subject: name, issuer: name, issuerKey: key,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
                 Critical(KeyUsage(keyCertSign: true))
-            },
-            issuerPrivateKey: .init(key)
-        )
+            })
         self.key = key
         self.name = name
         self.certificatePEM = try certificate.serializeAsPEM().pemString
@@ -61,24 +51,14 @@ public struct TestCertificateAuthority: Sendable {
             OrganizationName("WebSocketGateway Tests")
             CommonName(commonName)
         }
-        let now = Date()
-        let certificate = try Certificate(
-            version: .v3,
-            serialNumber: .init(),
-            publicKey: .init(key.publicKey),
-            notValidBefore: now - 3600,
-            notValidAfter: now + 86400,
-            issuer: self.name,
-            subject: subject,
-            signatureAlgorithm: .ecdsaWithSHA256,
+        let certificate = try Self.sign(
+            publicKey: key.publicKey, subject: subject, issuer: self.name, issuerKey: self.key,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true))
                 try ExtendedKeyUsage([.serverAuth, .clientAuth])
                 SubjectAlternativeNames(dnsNames.map { GeneralName.dnsName($0) })
-            },
-            issuerPrivateKey: .init(self.key)
-        )
+            })
         let certificatePEM = try certificate.serializeAsPEM().pemString
         let keyPEM = key.pemRepresentation
         return Identity(
@@ -88,6 +68,21 @@ public struct TestCertificateAuthority: Sendable {
             privateKeyPEM: keyPEM,
             subject: subject.description
         )
+    }
+
+    /// A certificate valid from an hour ago for a day, signed with ECDSA P-256 and SHA-256.
+    private static func sign(
+        publicKey: P256.Signing.PublicKey,
+        subject: DistinguishedName,
+        issuer: DistinguishedName,
+        issuerKey: P256.Signing.PrivateKey,
+        extensions: Certificate.Extensions
+    ) throws -> Certificate {
+        let now = Date()
+        return try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(publicKey), notValidBefore: now - 3600,
+            notValidAfter: now + 86400, issuer: issuer, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: extensions, issuerPrivateKey: .init(issuerKey))
     }
 
     /// A server TLS configuration presenting `identity`; with `requireClientCertificate`, clients must present a
