@@ -34,6 +34,26 @@ enum ClientHandshake {
         return HTTPRequestHead(version: .http1_1, method: .GET, uri: url.requestTarget, headers: headers)
     }
 
+    /// The caller's headers with the `Authorization` and `Cookie` headers the configuration asks for: an
+    /// `Authorization` header already present wins over `authorization`; the cookies (the caller's `Cookie`
+    /// header first, then `cookies` sorted by name) become one `Cookie` header.
+    static func extraHeaders(
+        _ headers: HTTPHeaders,
+        authorization: WebSocketAuthorization?,
+        cookies: [String: String]
+    ) -> HTTPHeaders {
+        var headers = headers
+        if let authorization, headers["authorization"].isEmpty {
+            headers.add(name: "Authorization", value: authorization.headerValue)
+        }
+        if !cookies.isEmpty {
+            let pairs = headers["cookie"] + cookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            headers.remove(name: "cookie")
+            headers.add(name: "Cookie", value: pairs.joined(separator: "; "))
+        }
+        return headers
+    }
+
     /// Checks a 101 answer; any other status is reported by the caller with the body.
     static func validate(
         _ head: HTTPResponseHead,

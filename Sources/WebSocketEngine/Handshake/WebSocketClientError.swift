@@ -14,6 +14,10 @@ public struct WebSocketClientError: Error, Sendable, CustomStringConvertible {
         case handshakeTimeout
         case connectionClosedDuringHandshake
         case responseTooLarge(Int)
+        case proxyRefused(HTTPResponseStatus, reason: String)
+        case invalidProxy(String, reason: String)
+        case tooManyRedirects(Int)
+        case invalidRedirect(String, reason: String)
     }
 
     let base: Base
@@ -32,11 +36,16 @@ public struct WebSocketClientError: Error, Sendable, CustomStringConvertible {
     static let handshakeTimeout = Self(.handshakeTimeout)
     static let connectionClosedDuringHandshake = Self(.connectionClosedDuringHandshake)
     static func responseTooLarge(_ limit: Int) -> Self { Self(.responseTooLarge(limit)) }
+    static func proxyRefused(_ status: HTTPResponseStatus, reason: String) -> Self { Self(.proxyRefused(status, reason: reason)) }
+    static func invalidProxy(_ proxy: String, reason: String) -> Self { Self(.invalidProxy(proxy, reason: reason)) }
+    static func tooManyRedirects(_ limit: Int) -> Self { Self(.tooManyRedirects(limit)) }
+    static func invalidRedirect(_ location: String, reason: String) -> Self { Self(.invalidRedirect(location, reason: reason)) }
 
     /// The kinds of failure, for `switch`ing in applications and tests.
     public enum Kind: Sendable, Hashable {
         case invalidURL, unexpectedStatus, missingUpgradeHeader, missingConnectionHeader, invalidAccept
         case unexpectedSubprotocol, invalidExtensions, handshakeTimeout, connectionClosedDuringHandshake, responseTooLarge
+        case proxyRefused, invalidProxy, tooManyRedirects, invalidRedirect
     }
 
     /// Which kind of failure this is.
@@ -52,13 +61,20 @@ public struct WebSocketClientError: Error, Sendable, CustomStringConvertible {
         case .handshakeTimeout: return .handshakeTimeout
         case .connectionClosedDuringHandshake: return .connectionClosedDuringHandshake
         case .responseTooLarge: return .responseTooLarge
+        case .proxyRefused: return .proxyRefused
+        case .invalidProxy: return .invalidProxy
+        case .tooManyRedirects: return .tooManyRedirects
+        case .invalidRedirect: return .invalidRedirect
         }
     }
 
-    /// The status of a response that was not 101 Switching Protocols.
+    /// The status of a refusal: the server's answer that was not 101 Switching Protocols, or the proxy's answer
+    /// to `CONNECT` that was not 2xx.
     public var status: HTTPResponseStatus? {
-        if case .unexpectedStatus(let status, _, _) = self.base { return status }
-        return nil
+        switch self.base {
+        case .unexpectedStatus(let status, _, _), .proxyRefused(let status, _): return status
+        default: return nil
+        }
     }
 
     /// The headers of a response that was not 101 Switching Protocols.
@@ -88,6 +104,12 @@ public struct WebSocketClientError: Error, Sendable, CustomStringConvertible {
         case .handshakeTimeout: return "the opening handshake timed out"
         case .connectionClosedDuringHandshake: return "the connection closed during the opening handshake"
         case .responseTooLarge(let limit): return "the handshake response exceeded \(limit) bytes"
+        case .proxyRefused(let status, let reason):
+            let why = status == .proxyAuthenticationRequired ? " (proxy authentication required)" : ""
+            return "the proxy refused the tunnel with \(status.code) \(reason)\(why)"
+        case .invalidProxy(let proxy, let reason): return "invalid proxy '\(proxy)': \(reason)"
+        case .tooManyRedirects(let limit): return "more than \(limit) redirect\(limit == 1 ? "" : "s")"
+        case .invalidRedirect(let location, let reason): return "invalid redirect to '\(location)': \(reason)"
         }
     }
 }

@@ -8,6 +8,20 @@ public struct WebSocketURL: Sendable, Hashable, CustomStringConvertible {
     public var port: Int
     /// The path and query sent in the request line ("/" when empty).
     public var requestTarget: String
+    /// The percent-decoded user name and password of `ws://user:password@host/`, which the client sends as Basic
+    /// authorization; `nil` when the URL has none.
+    public var userinfo: (user: String, password: String)? {
+        get { self.credentials.map { ($0.user, $0.password) } }
+        set { self.credentials = newValue.map { Credentials(user: $0.user, password: $0.password) } }
+    }
+
+    /// Stored as a struct so that the URL stays `Hashable`.
+    private struct Credentials: Sendable, Hashable {
+        var user: String
+        var password: String
+    }
+
+    private var credentials: Credentials?
 
     /// Parses a URL; fails on other schemes, a missing host, a bad port or a fragment (forbidden by RFC 6455).
     public init(_ string: String) throws(WebSocketClientError) {
@@ -28,7 +42,14 @@ public struct WebSocketURL: Sendable, Hashable, CustomStringConvertible {
         var target = String(rest[authorityEnd...])
         if target.hasPrefix("?") { target = "/" + target }
         self.requestTarget = target.isEmpty ? "/" : target
-        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        if let at = authority.lastIndex(of: "@") {
+            let info = authority[..<at]
+            let colon = info.firstIndex(of: ":") ?? info.endIndex
+            self.credentials = Credentials(
+                user: PercentEncoding.decode(info[..<colon]),
+                password: colon == info.endIndex ? "" : PercentEncoding.decode(info[info.index(after: colon)...]))
+            authority = authority[authority.index(after: at)...]
+        }
         var portText: Substring?
         if authority.hasPrefix("[") {
             guard let close = authority.firstIndex(of: "]") else { throw .invalidURL(string, reason: "unterminated IPv6 literal") }
@@ -54,6 +75,14 @@ public struct WebSocketURL: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// A URL from its parts (for redirects).
+    init(isSecure: Bool, host: String, port: Int, requestTarget: String) {
+        self.isSecure = isSecure
+        self.host = host
+        self.port = port
+        self.requestTarget = requestTarget
+    }
+
     /// The `Host` header value: the port is left out when it is the scheme's default.
     public var hostHeader: String {
         let host = self.host.contains(":") ? "[\(self.host)]" : self.host
@@ -61,6 +90,7 @@ public struct WebSocketURL: Sendable, Hashable, CustomStringConvertible {
         return isDefault ? host : "\(host):\(self.port)"
     }
 
+    /// The URL without user information (never shown, since it may hold a password).
     public var description: String {
         "\(self.isSecure ? "wss" : "ws")://\(self.hostHeader)\(self.requestTarget)"
     }
