@@ -19,6 +19,7 @@ final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     private let configuration: WebSocketClientConfiguration
     private let requestHead: HTTPRequestHead
     private let key: String
+    private let deadline: NIODeadline
     private let httpHandlers: [any RemovableChannelHandler]
     private let promise: EventLoopPromise<WebSocket>
     private var state = State.idle
@@ -30,21 +31,24 @@ final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     init(
         url: WebSocketURL,
         configuration: WebSocketClientConfiguration,
+        headers: HTTPHeaders,
+        deadline: NIODeadline,
         httpHandlers: [any RemovableChannelHandler],
         promise: EventLoopPromise<WebSocket>
     ) {
         self.url = url
         self.configuration = configuration
+        self.deadline = deadline
         self.httpHandlers = httpHandlers
         self.promise = promise
         self.key = HandshakeRules.makeKey()
         self.requestHead = ClientHandshake.requestHead(
             url: url, key: self.key, subprotocols: configuration.subprotocols,
-            compression: configuration.connection.compression, extraHeaders: configuration.headers)
+            compression: configuration.connection.compression, extraHeaders: headers)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: self.configuration.handshakeTimeout) {
+        self.timeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: self.deadline) {
             self.fail(.handshakeTimeout, context: context)
         }
         if context.channel.isActive { self.sendRequest(context: context) }
