@@ -15,7 +15,7 @@ struct WSGate: AsyncParsableCommand {
         commandName: "wsgate",
         abstract: "WebSocketGateway: serve WebSocket routes from a YAML file, with a management API and webhooks.",
         discussion: "Without --config it runs an embedded default: /echo and /chat/{room} on 127.0.0.1:8080, the management API on 127.0.0.1:9090.",
-        subcommands: [Serve.self, Check.self],
+        subcommands: [Serve.self, Check.self, Connect.self],
         defaultSubcommand: Serve.self
     )
 }
