@@ -18,6 +18,8 @@ cat > "$WORK/wsgate.yaml" <<YAML
 listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0, token: \${API_TOKEN}}
 limits: {max_message_size: 64KiB}
+# POST /v1/outbound may only reach loopback, and only a few sockets at once.
+outbound_defaults: {allowed_hosts: [127.0.0.1, localhost], max_sockets: 8}
 routes:
   - path: /echo
     handler: echo

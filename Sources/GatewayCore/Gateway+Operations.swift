@@ -61,14 +61,14 @@ extension Gateway {
     /// Closes one connection (waits for the closing handshake, at most the close timeout).
     public func close(_ id: String, code: WebSocketCloseCode = .normalClosure, reason: String = "") async throws(GatewayError) {
         let connection = try self.connection(id)
-        guard connection.isOpen else { throw .socketNotOpen(id) }
+        guard !connection.isClosing else { throw .socketNotOpen(id) }
         try await connection.close(code: code, reason: reason)
     }
 
     /// Closes every connection a filter selects; returns how many it closed.
     @discardableResult
     public func closeAll(_ filter: ConnectionFilter = .init(), code: WebSocketCloseCode = .normalClosure, reason: String = "") async -> Int {
-        let targets = self.registry.select(filter).filter(\.isOpen)
+        let targets = self.registry.select(filter).filter { !$0.isClosing }
         await withTaskGroup(of: Void.self) { group in
             for connection in targets {
                 group.addTask { try? await connection.close(code: code, reason: reason) }
@@ -78,22 +78,56 @@ extension Gateway {
     }
 
     /// Sends one message to every connection a filter selects (minus `excluding`). The frame is encoded once and
-    /// shared by every connection that would send the same bytes; a connection that cannot take it right now
-    /// (closed meanwhile, outbound queue full, message over its size limit) is reported, never waited for.
+    /// shared by every connection that would send the same bytes (once per codec for connections that have one); a
+    /// connection that cannot take it right now (closed meanwhile, outbound queue full, message over its size limit
+    /// or refused by its codec) is reported, never waited for. An outbound socket that is reconnecting queues the
+    /// message (counted as delivered) or reports its full queue.
     public func broadcast(_ message: WebSocketMessage, to filter: ConnectionFilter = .init(), excluding: SocketID? = nil) async -> BroadcastResult {
-        let prepared = WebSocketPreparedMessage(message)
+        let plain = WebSocketPreparedMessage(message)
+        var encoded: [MessageCodec: Result<WebSocketPreparedMessage, CodecError>] = [:]
         var failures: [BroadcastFailure] = []
-        var targets: [GatewayConnection] = []
+        var batches: [MessageCodec?: (prepared: WebSocketPreparedMessage, targets: [GatewayConnection], sockets: [WebSocket])] = [:]
+        var queued = 0
         for connection in self.registry.select(filter) where connection.id != excluding {
+            var prepared = plain
+            if let codec = connection.codec {
+                let result = encoded[codec] ?? codec.encode(message).map { WebSocketPreparedMessage($0) }
+                encoded[codec] = result
+                switch result {
+                case .success(let value): prepared = value
+                case .failure(let error):
+                    failures.append(Self.failure(connection, "invalid message for its codec: \(error.reason)"))
+                    continue
+                }
+            }
             if prepared.size > connection.maxMessageSize {
                 failures.append(Self.failure(connection, "message too large (\(prepared.size) bytes, limit \(connection.maxMessageSize))"))
-            } else if !connection.isOpen {
-                failures.append(Self.failure(connection, "closed meanwhile"))
+            } else if connection.isOpen, let socket = connection.socket {
+                batches[connection.codec, default: (prepared, [], [])].targets.append(connection)
+                batches[connection.codec]!.sockets.append(socket)
+            } else if let link = connection.link, !connection.isClosing {
+                if let error = link.enqueueDetached(prepared) {
+                    failures.append(Self.failure(connection, error.description))
+                } else {
+                    queued += 1
+                }
             } else {
-                targets.append(connection)
+                failures.append(Self.failure(connection, "closed meanwhile"))
             }
         }
-        let sendFailures = await WebSocket.send(prepared, to: targets.map(\.socket))
+        var delivered = queued
+        for batch in batches.values {
+            delivered += await self.send(batch.prepared, to: batch.targets, sockets: batch.sockets, failures: &failures)
+        }
+        RouteMetrics.broadcast(delivered: delivered, failures: failures)
+        return BroadcastResult(delivered: delivered, failures: failures)
+    }
+
+    /// Sends one prepared message to connections in one batch; returns how many took it.
+    private func send(
+        _ prepared: WebSocketPreparedMessage, to targets: [GatewayConnection], sockets: [WebSocket], failures: inout [BroadcastFailure]
+    ) async -> Int {
+        let sendFailures = await WebSocket.send(prepared, to: sockets)
         var failed = Set<Int>()
         for (index, error) in sendFailures {
             failed.insert(index)
@@ -103,8 +137,7 @@ extension Gateway {
                 connection.metrics.slowConsumer(connection.slowConsumer)
                 self.configuration.logger.warning("slow consumer: broadcast not delivered", metadata: connection.logMetadata)
                 if connection.slowConsumer == .close {
-                    connection.markClosing()
-                    connection.socket.startClose(code: .policyViolation, reason: "slow consumer")
+                    connection.startClose(code: .policyViolation, reason: "slow consumer")
                 }
                 failures.append(Self.failure(connection, "slow consumer (outbound queue full)"))
             case .connectionClosed, .connectionClosing:
@@ -116,8 +149,7 @@ extension Gateway {
         for (index, connection) in targets.enumerated() where !failed.contains(index) {
             connection.countOutbound(bytes: prepared.size)
         }
-        RouteMetrics.broadcast(delivered: targets.count - failed.count, failures: failures)
-        return BroadcastResult(delivered: targets.count - failed.count, failures: failures)
+        return targets.count - failed.count
     }
 
     private static func failure(_ connection: GatewayConnection, _ error: String) -> BroadcastFailure {
@@ -127,7 +159,7 @@ extension Gateway {
     /// Adds a connection to a group.
     public func subscribe(_ id: String, to group: String) throws(GatewayError) {
         let connection = try self.connection(id)
-        guard connection.isOpen else { throw .socketNotOpen(id) }
+        guard !connection.isClosing else { throw .socketNotOpen(id) }
         self.registry.subscribe(connection, to: group)
     }
 

@@ -17,6 +17,10 @@ public final class Gateway: Service, Sendable {
     private let routes: [(template: RouteTemplate, route: GatewayRoute)]
     /// Metrics by route template.
     private let metrics: [String: RouteMetrics]
+    /// Metrics of outbound sockets.
+    let outboundMetrics = RouteMetrics(route: Gateway.outboundRoute)
+    /// The key outbound sockets are counted under in the admission counts and metrics.
+    static let outboundRoute = "(outbound)"
     private let server = NIOLockedValueBox<WebSocketServer?>(nil)
     /// Connections admitted (reserved at the upgrade, released when they end): in all and per route.
     private let admitted = NIOLockedValueBox<(total: Int, byRoute: [String: Int])>((0, [:]))
@@ -67,8 +71,12 @@ public final class Gateway: Service, Sendable {
         }
     }
 
-    /// Stops accepting and closes every connection with 1001; ``run()`` returns once they are gone.
+    /// Stops accepting and closes every connection with 1001 (outbound sockets stop reconnecting); ``run()``
+    /// returns once they are gone.
     public func shutdown() async {
+        for connection in self.registry.select(ConnectionFilter(socketType: .outbound)) {
+            connection.startClose(code: .goingAway, reason: "gateway shutting down")
+        }
         guard let server = self.server.withLockedValue({ $0 }) else { return }
         await server.shutdown(code: .goingAway, reason: "gateway shutting down")
     }
@@ -133,7 +141,7 @@ public final class Gateway: Service, Sendable {
             parameters: parameters, queryString: request.query, clientCertificate: request.clientCertificateSubject,
             attributes: acceptance.attributes, groups: groups, maxMessageSize: connection.maxMessageSize,
             handler: route.handler, rateLimit: route.rateLimit ?? self.configuration.rateLimit,
-            idleAction: route.idleAction ?? self.configuration.idleAction)
+            idleAction: route.idleAction ?? self.configuration.idleAction, codec: route.codec)
         let registered = NIOLockedValueBox<GatewayConnection?>(nil)
         return .accept(
             WebSocketAcceptance(
@@ -157,7 +165,7 @@ public final class Gateway: Service, Sendable {
     }
 
     /// Reserves a connection slot, or says why not.
-    private func admit(route: String, limit: Int?) -> WebSocketHandshakeRejection? {
+    func admit(route: String, limit: Int?) -> WebSocketHandshakeRejection? {
         self.admitted.withLockedValue { admitted in
             if admitted.total >= self.configuration.maxConnections {
                 return .init(status: .serviceUnavailable, reason: "gateway at capacity (\(self.configuration.maxConnections) connections)")
@@ -171,7 +179,7 @@ public final class Gateway: Service, Sendable {
         }
     }
 
-    private func release(route: String) {
+    func release(route: String) {
         self.admitted.withLockedValue { admitted in
             admitted.total -= 1
             admitted.byRoute[route, default: 1] -= 1
@@ -191,15 +199,17 @@ public final class Gateway: Service, Sendable {
         var handler: any GatewayHandler
         var rateLimit: RateLimit?
         var idleAction: IdleAction
+        var codec: MessageCodec?
     }
 
     /// Puts a new connection in the registry and its groups (before its client hears of the upgrade).
     private func register(_ socket: WebSocket, setup: ConnectionSetup) -> GatewayConnection? {
         let connection = GatewayConnection(
             id: setup.id, type: .inbound, socket: socket, route: setup.route, uri: setup.uri, path: setup.path,
+            headers: GatewayConnection.flatten(socket.request.headers),
             parameters: setup.parameters, queryString: setup.queryString, clientCertificate: setup.clientCertificate,
             attributes: setup.attributes, maxMessageSize: setup.maxMessageSize, slowConsumer: self.configuration.slowConsumer,
-            metrics: self.metrics[setup.route] ?? RouteMetrics(route: setup.route))
+            codec: setup.codec, metrics: self.metrics[setup.route] ?? RouteMetrics(route: setup.route))
         guard self.registry.insert(connection) else { return nil }
         connection.metrics.accepted()
         self.configuration.logger.info("connection opened", metadata: connection.logMetadata)
@@ -211,16 +221,22 @@ public final class Gateway: Service, Sendable {
     private func serve(_ connection: GatewayConnection, setup: ConnectionSetup) async {
         let events = GatewayEvents(
             connection: connection, rateLimit: setup.rateLimit, idleAction: setup.idleAction, clock: self.configuration.clock)
-        await setup.handler.serve(GatewayContext(connection: connection, gateway: self), events: events)
-        // A handler that returns early ends its connection.
-        if connection.socket.isOpen { connection.socket.startClose(code: .normalClosure) }
-        let info = await connection.socket.closeInfo
-        self.registry.remove(connection)
+        await self.serve(connection, handler: setup.handler, events: events)
         self.release(route: setup.route)
-        connection.metrics.closed(code: info.code.rawValue)
+    }
+
+    /// Runs a connection's handler to the end, closes the connection if the handler returned early, waits for the
+    /// closing handshake and unregisters it (inbound and outbound alike).
+    func serve(_ connection: GatewayConnection, handler: any GatewayHandler, events: GatewayEvents) async {
+        await handler.serve(GatewayContext(connection: connection, gateway: self), events: events)
+        // A handler that returns early ends its connection.
+        if !connection.isClosing || (connection.socket?.isOpen ?? false) { connection.startClose(code: .normalClosure) }
+        let info = await connection.socket?.closeInfo
+        self.registry.remove(connection)
+        connection.metrics.closed(code: info?.code.rawValue ?? WebSocketCloseCode.abnormalClosure.rawValue)
         var metadata = connection.logMetadata
-        metadata["close_code"] = "\(info.code.rawValue)"
-        metadata["close_reason"] = "\(info.reason)"
+        metadata["close_code"] = "\(info?.code.rawValue ?? WebSocketCloseCode.abnormalClosure.rawValue)"
+        metadata["close_reason"] = "\(info?.reason ?? "never connected")"
         self.configuration.logger.info("connection closed", metadata: metadata)
     }
 }

@@ -21,6 +21,8 @@ public struct GatewayConfiguration: Sendable {
     public var slowConsumer: SlowConsumerPolicy
     /// The clock of rate limits.
     public var clock: any GatewayClock
+    /// Settings for every outbound socket: base URL, default headers and query, the most sockets.
+    public var outbound: OutboundDefaults
     /// Where connection opens, closes and policy actions are logged (with the connection's metadata).
     public var logger: Logger
 
@@ -35,8 +37,10 @@ public struct GatewayConfiguration: Sendable {
         allowedOrigins: [String]? = nil,
         slowConsumer: SlowConsumerPolicy = .close,
         clock: any GatewayClock = SystemGatewayClock(),
-        logger: Logger = Logger(label: "wsgate.gateway")
+        logger: Logger = Logger(label: "wsgate.gateway"),
+        outbound: OutboundDefaults = .init()
     ) {
+        self.outbound = outbound
         self.logger = logger
         self.server = server
         self.basePath = basePath

@@ -28,7 +28,7 @@ public struct Daemon: Sendable {
     }
 
     /// The gateway's configuration, with the webhook handlers built on `http`.
-    func gatewayConfiguration(http: HTTPClient, logger: Logger) throws -> GatewayConfiguration {
+    func gatewayConfiguration(http: HTTPClient, logger: Logger, bridges: [String: BridgeFlow] = [:]) throws -> GatewayConfiguration {
         let file = self.configuration
         var connection = WebSocketConfiguration()
         file.limits.apply(to: &connection)
@@ -66,12 +66,18 @@ public struct Daemon: Sendable {
                     client: WebhookClient(settings: section.webhook!, http: http, route: section.path, logger: logger), logger: logger)
                 handler = webhook
                 hook = { await webhook.upgradeHook($0) }
+            case .bridge:
+                guard let bridge = bridges[section.bridge?.outbound ?? ""] else {
+                    throw ConfigError(key: "routes[\(index)].bridge.outbound", value: "'\(section.bridge?.outbound ?? "")'", expected: "the socket_id of an entry of outbound")
+                }
+                handler = bridge.requests
             }
             do {
                 routes.append(try GatewayRoute(
                     path: section.path, handler: handler, subprotocols: section.subprotocols, groups: section.groups,
                     connection: routeConnection, rateLimit: section.rateLimit, idleAction: section.limits.idleAction,
-                    allowedOrigins: section.allowedOrigins, maxConnections: section.limits.maxConnections, upgradeHook: hook))
+                    allowedOrigins: section.allowedOrigins, maxConnections: section.limits.maxConnections, upgradeHook: hook,
+                    codec: section.codec))
             } catch {
                 throw ConfigError(key: "routes[\(index)].path", value: "'\(section.path)'", expected: error.expected)
             }
@@ -81,19 +87,50 @@ public struct Daemon: Sendable {
             maxConnections: file.limits.maxConnections ?? 10_000, rateLimit: file.rateLimit,
             idleAction: file.limits.idleAction ?? .close,
             allowedOrigins: file.allowedOrigins.isEmpty ? nil : file.allowedOrigins,
-            slowConsumer: file.limits.slowConsumer ?? .close, logger: logger)
+            slowConsumer: file.limits.slowConsumer ?? .close, logger: logger, outbound: file.outboundDefaults.defaults)
+    }
+
+    /// Opens the file's outbound sockets, concurrently; a socket whose first attempt fails without retries is
+    /// logged and left out.
+    private static func openOutbound(_ sections: [OutboundSection], gateway: Gateway, factory: OutboundFactory, logger: Logger) async throws {
+        let sockets = try sections.enumerated().map { index, section in try factory.socket(section, key: "outbound[\(index)]") }
+        await withTaskGroup(of: Void.self) { group in
+            for socket in sockets {
+                group.addTask {
+                    do {
+                        try await gateway.openOutbound(socket)
+                    } catch {
+                        logger.error("outbound socket not opened", metadata: ["socket_id": "\(socket.socketID ?? "-")", "url": "\(socket.url)", "error": "\(error)"])
+                    }
+                }
+            }
+        }
     }
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully (1001 to every connection).
     public func run(logger: Logger, metrics: PrometheusCollectorRegistry, onReady: @escaping @Sendable (String) -> Void = { print($0) }) async throws {
         let http = HTTPClient(eventLoopGroup: .singletonMultiThreadedEventLoopGroup)
         do {
-            let gateway = try Gateway(configuration: try self.gatewayConfiguration(http: http, logger: logger))
+            let bridges = OutboundFactory.bridges(of: self.configuration)
+            let gateway = try Gateway(configuration: try self.gatewayConfiguration(http: http, logger: logger, bridges: bridges))
+            let factory = OutboundFactory(
+                http: http, logger: logger, bridges: bridges, connection: gateway.configuration.server.connection,
+                defaults: gateway.configuration.outbound)
             let address = try await gateway.start()
+            try await Self.openOutbound(self.configuration.outbound, gateway: gateway, factory: factory, logger: logger)
             let admin = Application(
                 router: AdminAPI.router(
                     gateway: gateway, token: self.configuration.admin.token,
-                    metrics: { metrics.emitToString() }, openAPI: Self.openAPIDocument),
+                    metrics: { metrics.emitToString() }, openAPI: Self.openAPIDocument,
+                    openOutbound: { section in
+                        let socket: OutboundSocket
+                        do {
+                            socket = try factory.socket(section, key: "body")
+                        } catch let error as ConfigError {
+                            throw AdminError.badRequest("\(error)")
+                        }
+                        return try await gateway.openOutbound(socket)
+                    }),
                 configuration: .init(
                     address: .hostname(self.configuration.admin.listen.host, port: self.configuration.admin.listen.port),
                     serverName: "wsgate"),
@@ -102,6 +139,10 @@ public struct Daemon: Sendable {
                     var lines = ["wsgate: WebSocket listener on \(scheme)://\(Self.describe(address))"]
                     for route in self.configuration.routes {
                         lines.append("  \(self.configuration.basePath)\(route.path) -> \(route.handler.rawValue)\(route.groups.isEmpty ? "" : " groups \(route.groups.joined(separator: ", "))")")
+                    }
+                    for socket in self.configuration.outbound {
+                        let state = (try? gateway.info(socket.socketID ?? ""))?.state ?? "not opened"
+                        lines.append("  outbound \(socket.socketID ?? "-") -> \(socket.url) (\(state))")
                     }
                     lines.append("wsgate: management API on http://\(Self.describe(channel.localAddress)) (\(self.configuration.admin.token == nil ? "no token, loopback only" : "bearer token required"))")
                     onReady(lines.joined(separator: "\n"))

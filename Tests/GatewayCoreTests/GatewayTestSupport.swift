@@ -50,3 +50,73 @@ struct RecordingHandler: GatewayHandler {
         }
     }
 }
+
+/// Records every event kind of its connections and never replies (for outbound sockets to echo servers).
+struct ListeningHandler: GatewayHandler {
+    let events: Mailbox<GatewayEvent.Kind>
+
+    func serve(_ context: GatewayContext, events: GatewayEvents) async {
+        for await event in events { self.events.put(event.kind) }
+    }
+}
+
+struct TimedOut: Error, CustomStringConvertible {
+    var what: String
+    var description: String { "timed out waiting for \(self.what)" }
+}
+
+/// Waits for `body`, failing after `seconds`.
+func within<T: Sendable>(_ seconds: Double = 10, _ what: String = "an event", _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw TimedOut(what: what) }
+        return value
+    }
+}
+
+extension TestMailbox where Value == GatewayEvent.Kind {
+    /// Takes events until one matches, returning it and the events skipped before it.
+    func next(_ what: String, seconds: Double = 10, where match: @escaping @Sendable (GatewayEvent.Kind) -> Bool) async throws -> (GatewayEvent.Kind, [GatewayEvent.Kind]) {
+        try await within(seconds, what) {
+            var skipped: [GatewayEvent.Kind] = []
+            while let event = await self.take() {
+                if match(event) { return (event, skipped) }
+                skipped.append(event)
+            }
+            throw TimedOut(what: what)
+        }
+    }
+}
+
+/// An upstream WebSocket service for outbound sockets: a gateway on a fixed or free loopback port that can be
+/// stopped and started again on the same port.
+final class Upstream: Sendable {
+    let gateway: Gateway
+    let port: Int
+    private let task: Task<Void, any Error>
+
+    private init(gateway: Gateway, port: Int) {
+        self.gateway = gateway
+        self.port = port
+        self.task = Task { try await gateway.run() }
+    }
+
+    static func start(port: Int = 0, routes: [GatewayRoute]) async throws -> Upstream {
+        var configuration = GatewayConfiguration(routes: routes)
+        configuration.server.host = "127.0.0.1"
+        configuration.server.port = port
+        let gateway = try Gateway(configuration: configuration)
+        let bound = try await gateway.start()!.port!
+        return Upstream(gateway: gateway, port: bound)
+    }
+
+    func stop() async throws {
+        await self.gateway.shutdown()
+        try await self.task.value
+    }
+}

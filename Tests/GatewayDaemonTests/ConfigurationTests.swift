@@ -61,16 +61,7 @@ struct ConfigurationTests {
         ("rate_limit: {burst: 3}\nroutes: [{path: /e, handler: echo}]", "rate_limit.messages_per_second", "nothing"),
     ])
     func refusesBadFilesNamingTheKey(yaml: String, key: String, value: String) {
-        do {
-            _ = try DaemonConfiguration.parse(yaml: yaml, environment: [:])
-            Issue.record("expected an error for \(key)")
-        } catch let error as ConfigError {
-            #expect(error.key == key, "\(error)")
-            #expect(error.value == value, "\(error)")
-            #expect(!error.expected.isEmpty)
-        } catch {
-            Issue.record("unexpected \(error)")
-        }
+        expectConfigError(yaml, key: key, value: value)
     }
 
     @Test func acceptsUnitsAndDefaults() throws {
@@ -80,5 +71,19 @@ struct ConfigurationTests {
         #expect(configuration.limits.closeTimeout == .milliseconds(250) && configuration.limits.outboundQueueSize == 512 * 1024)
         #expect(configuration.listen == ListenAddress(host: "::1", port: 0))
         #expect(configuration.admin.token == nil && configuration.log.level == .info)
+    }
+}
+
+/// Expects `yaml` to be refused with an error at `key` about `value`, with a non-empty expectation.
+func expectConfigError(_ yaml: String, key: String, value: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    do {
+        _ = try DaemonConfiguration.parse(yaml: yaml, environment: [:])
+        Issue.record("expected an error for \(key)", sourceLocation: sourceLocation)
+    } catch let error as ConfigError {
+        #expect(error.key == key, "\(error)", sourceLocation: sourceLocation)
+        #expect(error.value == value, "\(error)", sourceLocation: sourceLocation)
+        #expect(!error.expected.isEmpty, sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("unexpected \(error)", sourceLocation: sourceLocation)
     }
 }

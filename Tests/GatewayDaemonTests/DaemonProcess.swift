@@ -79,6 +79,12 @@ final class DaemonProcess: @unchecked Sendable {
         return self.process.terminationStatus
     }
 
+    /// Kills the process with SIGKILL (no closing handshakes: its peers see their connections drop) and waits.
+    func kill() async {
+        if self.process.isRunning { Foundation.kill(self.process.processIdentifier, SIGKILL) }
+        await self.stop()
+    }
+
     /// Calls the management API; returns status and body.
     func admin(_ method: HTTPMethod, _ path: String, body: String? = nil, token: String? = nil) async throws -> (status: Int, body: String) {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(self.adminPort)\(path)")

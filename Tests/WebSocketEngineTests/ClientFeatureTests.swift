@@ -160,6 +160,26 @@ struct ClientFeatureTests {
         }
     }
 
+    @Test func aRedirectToAnotherOriginDropsCredentialsAndCookies() async throws {
+        let seen = Mailbox<HTTPRequestHead>()
+        let target = self.recordingServer(seen) { _ in nil }
+        try await withServer(onUpgrade: target) { targetPort in
+            let origin = self.recordingServer(Mailbox<HTTPRequestHead>()) { _ in
+                Rejection(status: .found, reason: "elsewhere", headers: ["Location": "ws://127.0.0.1:\(targetPort)/landing", "Set-Cookie": "session=abc"])
+            }
+            try await withServer(onUpgrade: origin) { originPort in
+                let configuration = WebSocketClientConfiguration(
+                    headers: ["X-Trace": "42", "Authorization": "Bearer explicit"], maxRedirects: 1,
+                    authorization: .bearer("t0ken"), cookies: ["theme": "dark"])
+                let socket = try await WebSocketClient.connect(to: "ws://u:p@127.0.0.1:\(originPort)/start", configuration: configuration)
+                try await socket.close()
+                let landed = await seen.take()
+                #expect(landed?.uri == "/landing" && landed?.headers["x-trace"] == ["42"])
+                #expect(landed?.headers["authorization"].isEmpty == true && landed?.headers["cookie"].isEmpty == true)
+            }
+        }
+    }
+
     @Test func stopsAfterMaxRedirectsAndTreatsRedirectsAsErrorsByDefault() async throws {
         let seen = Mailbox<HTTPRequestHead>()
         let server = self.recordingServer(seen) { request in

@@ -22,6 +22,16 @@ public struct GatewayEvent: Sendable {
         case error(String)
         /// The connection closed (always the last event).
         case close(code: UInt16, reason: String)
+        /// Outbound sockets: connect attempt number `attempt` starts (1 is the first connection).
+        case connecting(attempt: Int)
+        /// Outbound sockets: connect attempt number `attempt` failed.
+        case connectFailed(attempt: Int, reason: String)
+        /// Outbound sockets: the connection was lost and a reconnection follows (by the socket's strategy).
+        case disconnected(code: UInt16, reason: String)
+        /// Outbound sockets: reconnected at attempt number `attempt`; queued messages have been sent.
+        case reconnected(attempt: Int)
+        /// Outbound sockets: the strategy gave up after `attempts` attempts; `close` follows.
+        case gaveUp(attempts: Int, reason: String)
     }
 
     /// What happened.
@@ -33,7 +43,8 @@ public struct GatewayEvent: Sendable {
 
     /// The event as a record for JSON (webhooks, logs): the info record plus `type` (`open`, `data`, `close`,
     /// or `ping`, `pong`, `idle`, `error`), `message`, `message_type` (`data-text`/`data-binary`, binary in
-    /// base64), `timestamp`, and `close_code`/`close_reason` for a close.
+    /// base64), `timestamp`, and `close_code`/`close_reason` for a close. Outbound sockets add `connecting`,
+    /// `connect_failed`, `disconnected`, `reconnected` and `gave_up`, with `attempt` (and the reason in `message`).
     public var record: GatewayEventRecord {
         var record = GatewayEventRecord(info: self.connection.info(), type: "", timestamp: self.timestamp)
         switch self.kind {
@@ -56,6 +67,24 @@ public struct GatewayEvent: Sendable {
             record.type = "close"
             record.closeCode = code
             record.closeReason = reason
+        case .connecting(let attempt):
+            record.type = "connecting"
+            record.attempt = attempt
+        case .connectFailed(let attempt, let reason):
+            record.type = "connect_failed"
+            record.attempt = attempt
+            record.message = reason
+        case .disconnected(let code, let reason):
+            record.type = "disconnected"
+            record.closeCode = code
+            record.closeReason = reason
+        case .reconnected(let attempt):
+            record.type = "reconnected"
+            record.attempt = attempt
+        case .gaveUp(let attempts, let reason):
+            record.type = "gave_up"
+            record.attempt = attempts
+            record.message = reason
         }
         return record
     }
@@ -77,6 +106,8 @@ public struct GatewayEventRecord: Sendable, Hashable, Encodable {
     public var closeCode: UInt16?
     /// The close reason of a close event.
     public var closeReason: String?
+    /// The attempt number of an outbound socket's connection event.
+    public var attempt: Int?
 
     /// Creates a record.
     public init(info: ConnectionInfo, type: String, message: String? = nil, messageType: String? = nil, timestamp: Int64, closeCode: UInt16? = nil, closeReason: String? = nil) {
@@ -94,6 +125,7 @@ public struct GatewayEventRecord: Sendable, Hashable, Encodable {
         case messageType = "message_type"
         case closeCode = "close_code"
         case closeReason = "close_reason"
+        case attempt
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -105,5 +137,6 @@ public struct GatewayEventRecord: Sendable, Hashable, Encodable {
         try container.encode(self.timestamp, forKey: .timestamp)
         try container.encodeIfPresent(self.closeCode, forKey: .closeCode)
         try container.encodeIfPresent(self.closeReason, forKey: .closeReason)
+        try container.encodeIfPresent(self.attempt, forKey: .attempt)
     }
 }

@@ -1,8 +1,15 @@
+import DequeModule
 import NIOCore
 import WebSocketEngine
 
 /// The events of one connection as the gateway hands them to a handler: `open` first, `close` last, with the
-/// route's protection applied on the way (counters, inbound rate limit, idle action). Iterate it once.
+/// route's protection applied on the way (counters, inbound rate limit, idle action) and its codec (one event per
+/// decoded record). Iterate it once.
+///
+/// For an outbound socket the sequence spans its reconnections: `connecting`, then `open` (or `connect_failed`),
+/// messages, `disconnected` when the connection is lost, `connecting` / `connect_failed` per attempt after the
+/// strategy's wait, `reconnected` (after the queued messages went out), ... and `gave_up` then `close` when the
+/// strategy gives up. Iterating drives the attempts, so they stay in order with the messages.
 public struct GatewayEvents: AsyncSequence, Sendable {
     public typealias Element = GatewayEvent
     public typealias Failure = Never
@@ -11,62 +18,194 @@ public struct GatewayEvents: AsyncSequence, Sendable {
     let rateLimit: RateLimit?
     let idleAction: IdleAction
     let clock: any GatewayClock
+    /// Outbound sockets: why the first attempt failed (it was made before the handler started), if it did.
+    var firstFailure: String? = nil
 
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(
-            base: self.connection.socket.events.makeAsyncIterator(),
             connection: self.connection,
             bucket: self.rateLimit.map { TokenBucket(limit: $0, now: self.clock.now()) },
             idleAction: self.idleAction,
-            clock: self.clock)
+            clock: self.clock,
+            decoder: self.connection.codec.map { MessageDecoder(codec: $0, maxBuffered: self.connection.maxMessageSize) },
+            firstFailure: self.firstFailure)
     }
 
     /// Produces the gateway's events from the engine's.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: WebSocketEvents.AsyncIterator
+        private enum Stage {
+            case opening
+            case session
+            case waiting(retry: Int)
+            case attempting(retry: Int)
+            case finished
+        }
+
         let connection: GatewayConnection
         var bucket: TokenBucket?
         let idleAction: IdleAction
         let clock: any GatewayClock
-        var opened = false
+        var decoder: MessageDecoder?
+        let firstFailure: String?
+        private var stage = Stage.opening
+        private var base: WebSocketEvents.AsyncIterator?
+        private var pending: Deque<GatewayEvent.Kind> = []
+        private var attempts = 1
+        private var everConnected = false
+        private var failedInARow = 0
+        private var lastFailure = ""
+        private var lastClose: (code: UInt16, reason: String) = (1006, "no connection")
+
+        init(connection: GatewayConnection, bucket: TokenBucket?, idleAction: IdleAction, clock: any GatewayClock, decoder: MessageDecoder?, firstFailure: String?) {
+            self.connection = connection
+            self.bucket = bucket
+            self.idleAction = idleAction
+            self.clock = clock
+            self.decoder = decoder
+            self.firstFailure = firstFailure
+        }
 
         public mutating func next() async -> GatewayEvent? {
-            guard self.opened else {
-                self.opened = true
-                return self.event(.open)
-            }
-            while let event = await self.base.next() {
-                switch event {
-                case .text(let text):
-                    switch self.admit(bytes: text.utf8.count) {
-                    case .admitted: return self.event(.text(text))
-                    case .dropped: return self.event(.error("rate limit exceeded: message dropped"))
-                    case .closing: continue
+            while true {
+                if let kind = self.pending.popFirst() { return self.event(kind) }
+                switch self.stage {
+                case .opening:
+                    self.open()
+                case .session:
+                    guard let event = await self.base?.next() else {
+                        self.stage = .finished
+                        continue
                     }
-                case .binary(let data):
-                    switch self.admit(bytes: data.readableBytes) {
-                    case .admitted: return self.event(.binary(data))
-                    case .dropped: return self.event(.error("rate limit exceeded: message dropped"))
-                    case .closing: continue
-                    }
-                case .ping(let payload):
-                    return self.event(.ping(payload))
-                case .pong(let payload):
-                    return self.event(.pong(payload))
-                case .idleTimeout:
-                    if self.idleAction == .close {
-                        self.connection.markClosing()
-                        self.connection.socket.startClose(code: .goingAway, reason: "idle timeout")
-                    }
-                    return self.event(.idleTimeout)
-                case .error(let error):
-                    return self.event(.error("\(error)"))
-                case .close(let info):
-                    self.connection.markClosing()
-                    return self.event(.close(code: info.code.rawValue, reason: info.reason))
+                    self.handle(event)
+                case .waiting(let retry):
+                    await self.wait(retry: retry)
+                case .attempting(let retry):
+                    await self.attempt(retry: retry)
+                case .finished:
+                    return nil
                 }
             }
-            return nil
+        }
+
+        private mutating func open() {
+            if self.connection.link != nil { self.pending.append(.connecting(attempt: 1)) }
+            if let reason = self.firstFailure {
+                self.failedInARow = 1
+                self.lastFailure = reason
+                self.pending.append(.connectFailed(attempt: 1, reason: reason))
+                self.stage = .waiting(retry: 1)
+            } else {
+                self.base = self.connection.socket?.events.makeAsyncIterator()
+                self.everConnected = true
+                self.pending.append(.open)
+                self.stage = .session
+            }
+        }
+
+        private mutating func handle(_ event: WebSocketEvent) {
+            switch event {
+            case .text(let text):
+                self.deliver(bytes: text.utf8.count, text: text, binary: nil)
+            case .binary(let data):
+                self.deliver(bytes: data.readableBytes, text: nil, binary: data)
+            case .ping(let payload):
+                self.pending.append(.ping(payload))
+            case .pong(let payload):
+                self.pending.append(.pong(payload))
+            case .idleTimeout:
+                if self.idleAction == .close { self.connection.startClose(code: .goingAway, reason: "idle timeout") }
+                self.pending.append(.idleTimeout)
+            case .error(let error):
+                self.pending.append(.error("\(error)"))
+            case .close(let info):
+                self.lost(code: info.code.rawValue, reason: info.reason)
+            }
+        }
+
+        /// The session ended: reconnect if the socket is outbound and its strategy allows, otherwise finish.
+        private mutating func lost(code: UInt16, reason: String) {
+            self.base = nil
+            if let link = self.connection.link, !self.connection.isClosing, link.strategy.retries {
+                link.lost()
+                self.lastClose = (code, reason)
+                self.pending.append(.disconnected(code: code, reason: reason))
+                self.stage = .waiting(retry: 1)
+            } else {
+                self.connection.markClosing()
+                self.connection.link?.stop(failing: .socketNotOpen(self.connection.id.rawValue))
+                self.pending.append(.close(code: code, reason: reason))
+                self.stage = .finished
+            }
+        }
+
+        private mutating func wait(retry: Int) async {
+            guard let link = self.connection.link else { return self.stage = .finished }
+            guard let delay = link.strategy.delay(beforeRetry: retry) else {
+                link.stop(failing: .reconnectGaveUp(self.connection.id.rawValue, attempts: self.failedInARow))
+                OutboundLink.count(self.connection.id, "gave_up")
+                self.connection.markClosing()
+                self.pending.append(.gaveUp(attempts: self.failedInARow, reason: self.lastFailure))
+                self.pending.append(.close(code: self.lastClose.code, reason: "gave up reconnecting after \(self.failedInARow) attempts"))
+                self.stage = .finished
+                return
+            }
+            guard await link.sleep(delay) else {
+                self.connection.markClosing()
+                self.pending.append(.close(code: WebSocketCloseCode.normalClosure.rawValue, reason: "closed while reconnecting"))
+                self.stage = .finished
+                return
+            }
+            self.attempts += 1
+            self.pending.append(.connecting(attempt: self.attempts))
+            self.stage = .attempting(retry: retry)
+        }
+
+        private mutating func attempt(retry: Int) async {
+            guard let link = self.connection.link else { return self.stage = .finished }
+            switch await link.connect(attempt: self.attempts) {
+            case .connected(let socket):
+                guard link.attach(socket) else {
+                    self.connection.markClosing()
+                    self.pending.append(.close(code: WebSocketCloseCode.goingAway.rawValue, reason: "closed while reconnecting"))
+                    self.stage = .finished
+                    return
+                }
+                let connection = self.connection
+                await link.flush { prepared, socket in await connection.transmit(prepared, on: socket) }
+                self.failedInARow = 0
+                self.decoder = self.decoder.map { MessageDecoder(codec: $0.codec, maxBuffered: $0.maxBuffered) }
+                self.base = socket.events.makeAsyncIterator()
+                self.pending.append(self.everConnected ? .reconnected(attempt: self.attempts) : .open)
+                self.everConnected = true
+                self.stage = .session
+            case .failed(let reason):
+                self.failedInARow += 1
+                self.lastFailure = reason
+                self.pending.append(.connectFailed(attempt: self.attempts, reason: reason))
+                self.stage = .waiting(retry: retry + 1)
+            }
+        }
+
+        /// Counts a message, applies the rate limit, then the codec.
+        private mutating func deliver(bytes: Int, text: String?, binary: ByteBuffer?) {
+            switch self.admit(bytes: bytes) {
+            case .closing: return
+            case .dropped: return self.pending.append(.error("rate limit exceeded: message dropped"))
+            case .admitted: break
+            }
+            guard var decoder = self.decoder else {
+                if let text { self.pending.append(.text(text)) } else if let binary { self.pending.append(.binary(binary)) }
+                return
+            }
+            let input = text.map { Array($0.utf8) } ?? Array(binary!.readableBytesView)
+            for output in decoder.decode(input, socket: self.connection.id.rawValue) {
+                switch output {
+                case .text(let text): self.pending.append(.text(text))
+                case .binary(let data): self.pending.append(.binary(data))
+                case .error(let reason): self.pending.append(.error(reason))
+                }
+            }
+            self.decoder = decoder
         }
 
         private enum Admission {
@@ -84,8 +223,7 @@ public struct GatewayEvents: AsyncSequence, Sendable {
             self.connection.metrics.rateLimited(bucket.limit.onExceed)
             switch bucket.limit.onExceed {
             case .close:
-                self.connection.markClosing()
-                self.connection.socket.startClose(code: .policyViolation, reason: "rate limit exceeded")
+                self.connection.startClose(code: .policyViolation, reason: "rate limit exceeded")
                 return .closing
             case .drop:
                 return .dropped

@@ -23,6 +23,16 @@ public protocol GatewayHandler: Sendable {
     func onError(_ context: GatewayContext, _ reason: String) async
     /// The connection closed.
     func onClose(_ context: GatewayContext, code: UInt16, reason: String) async
+    /// An outbound socket starts connect attempt `attempt`.
+    func onConnecting(_ context: GatewayContext, attempt: Int) async
+    /// An outbound socket's connect attempt failed.
+    func onConnectFailed(_ context: GatewayContext, attempt: Int, reason: String) async
+    /// An outbound socket lost its connection; it will reconnect.
+    func onDisconnected(_ context: GatewayContext, code: UInt16, reason: String) async
+    /// An outbound socket reconnected.
+    func onReconnected(_ context: GatewayContext, attempt: Int) async
+    /// An outbound socket gave up reconnecting.
+    func onGaveUp(_ context: GatewayContext, attempts: Int, reason: String) async
 }
 
 extension GatewayHandler {
@@ -37,6 +47,11 @@ extension GatewayHandler {
             case .idleTimeout: await self.onIdleTimeout(context)
             case .error(let reason): await self.onError(context, reason)
             case .close(let code, let reason): await self.onClose(context, code: code, reason: reason)
+            case .connecting(let attempt): await self.onConnecting(context, attempt: attempt)
+            case .connectFailed(let attempt, let reason): await self.onConnectFailed(context, attempt: attempt, reason: reason)
+            case .disconnected(let code, let reason): await self.onDisconnected(context, code: code, reason: reason)
+            case .reconnected(let attempt): await self.onReconnected(context, attempt: attempt)
+            case .gaveUp(let attempts, let reason): await self.onGaveUp(context, attempts: attempts, reason: reason)
             }
         }
     }
@@ -49,6 +64,11 @@ extension GatewayHandler {
     public func onIdleTimeout(_ context: GatewayContext) async {}
     public func onError(_ context: GatewayContext, _ reason: String) async {}
     public func onClose(_ context: GatewayContext, code: UInt16, reason: String) async {}
+    public func onConnecting(_ context: GatewayContext, attempt: Int) async {}
+    public func onConnectFailed(_ context: GatewayContext, attempt: Int, reason: String) async {}
+    public func onDisconnected(_ context: GatewayContext, code: UInt16, reason: String) async {}
+    public func onReconnected(_ context: GatewayContext, attempt: Int) async {}
+    public func onGaveUp(_ context: GatewayContext, attempts: Int, reason: String) async {}
 }
 
 /// What a handler works with: its connection and the gateway.
@@ -64,22 +84,34 @@ public struct GatewayContext: Sendable {
     }
 }
 
-/// Echoes every message back to its sender.
-public struct EchoHandler: GatewayHandler {
-    /// Creates the handler.
-    public init() {}
+/// A handler that treats text and binary messages alike: implement ``onMessage(_:_:)``.
+public protocol GatewayMessageHandler: GatewayHandler {
+    /// A text or binary message arrived.
+    func onMessage(_ context: GatewayContext, _ message: WebSocketMessage) async
+}
 
+extension GatewayMessageHandler {
     public func onText(_ context: GatewayContext, _ text: String) async {
-        try? await context.send(.text(text))
+        await self.onMessage(context, .text(text))
     }
 
     public func onBinary(_ context: GatewayContext, _ data: ByteBuffer) async {
-        try? await context.send(.binary(data))
+        await self.onMessage(context, .binary(data))
+    }
+}
+
+/// Echoes every message back to its sender.
+public struct EchoHandler: GatewayMessageHandler {
+    /// Creates the handler.
+    public init() {}
+
+    public func onMessage(_ context: GatewayContext, _ message: WebSocketMessage) async {
+        try? await context.send(message)
     }
 }
 
 /// Fans every message out to the sender's groups (for a chat room: the route's `room:{room}` group).
-public struct BroadcastHandler: GatewayHandler {
+public struct BroadcastHandler: GatewayMessageHandler {
     /// Leave the sender out of its own broadcasts.
     public var excludeSender: Bool
 
@@ -88,15 +120,7 @@ public struct BroadcastHandler: GatewayHandler {
         self.excludeSender = excludeSender
     }
 
-    public func onText(_ context: GatewayContext, _ text: String) async {
-        await self.fanOut(.text(text), context)
-    }
-
-    public func onBinary(_ context: GatewayContext, _ data: ByteBuffer) async {
-        await self.fanOut(.binary(data), context)
-    }
-
-    private func fanOut(_ message: WebSocketMessage, _ context: GatewayContext) async {
+    public func onMessage(_ context: GatewayContext, _ message: WebSocketMessage) async {
         let groups = Array(context.connection.groups)
         guard !groups.isEmpty else { return }
         _ = await context.gateway.broadcast(

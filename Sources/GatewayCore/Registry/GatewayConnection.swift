@@ -8,14 +8,15 @@ import WebSocketEngine
 
 /// A live connection in the gateway: the WebSocket plus its identity, groups, attributes and counters.
 /// Safe to use from any task; the per-message path only touches atomics.
+///
+/// An outbound socket keeps its `GatewayConnection` (id, groups, attributes, counters) across reconnections; only
+/// its ``socket`` changes, and messages sent while it reconnects wait in its queue.
 public final class GatewayConnection: Sendable {
     /// The connection's id.
     public let id: SocketID
     /// Inbound or outbound.
     public let type: SocketType
-    /// The WebSocket itself.
-    public let socket: WebSocket
-    /// The route template (empty for outbound sockets without one).
+    /// The route template (empty for outbound sockets).
     public let route: String
     let uri: String
     let path: String
@@ -27,6 +28,11 @@ public final class GatewayConnection: Sendable {
     let maxMessageSize: Int
     let slowConsumer: SlowConsumerPolicy
     let metrics: RouteMetrics
+    /// How messages are decoded and encoded; `nil` passes them through.
+    public let codec: MessageCodec?
+    /// The reconnecting side of an outbound socket.
+    let link: OutboundLink?
+    private let inboundSocket: WebSocket?
 
     private struct Mutable {
         var groups: Set<String>
@@ -44,26 +50,30 @@ public final class GatewayConnection: Sendable {
     init(
         id: SocketID,
         type: SocketType,
-        socket: WebSocket,
+        socket: WebSocket?,
+        link: OutboundLink? = nil,
         route: String,
         uri: String,
         path: String,
+        headers: [String: String],
         parameters: [String: String],
         queryString: String,
         clientCertificate: String?,
         attributes: [String: String],
         maxMessageSize: Int,
         slowConsumer: SlowConsumerPolicy,
+        codec: MessageCodec? = nil,
         metrics: RouteMetrics
     ) {
         self.metrics = metrics
         self.id = id
         self.type = type
-        self.socket = socket
+        self.inboundSocket = socket
+        self.link = link
         self.route = route
         self.uri = uri
         self.path = path
-        self.headers = Self.flatten(socket.request.headers)
+        self.headers = headers
         self.parameters = parameters
         self.queryString = queryString
         self.clientCertificate = clientCertificate
@@ -72,8 +82,12 @@ public final class GatewayConnection: Sendable {
         self.lastActiveAt = ManagedAtomic(now)
         self.maxMessageSize = maxMessageSize
         self.slowConsumer = slowConsumer
+        self.codec = codec
         self.mutable = NIOLockedValueBox(Mutable(groups: [], attributes: attributes))
     }
+
+    /// The WebSocket: for an outbound socket the current (or last) connection, `nil` before its first one.
+    public var socket: WebSocket? { self.link?.socket ?? self.inboundSocket }
 
     /// Headers as a map of lowercased names; repeated headers are joined with ", ".
     static func flatten(_ headers: HTTPHeaders) -> [String: String] {
@@ -111,32 +125,60 @@ public final class GatewayConnection: Sendable {
         self.mutable.withLockedValue { $0.groups.remove(group) != nil }
     }
 
-    /// Whether the connection is open (not closing or closed).
-    public var isOpen: Bool { !self.closing.load(ordering: .relaxed) && self.socket.isOpen }
+    /// Whether the connection is open (not closing or closed; for an outbound socket, connected right now).
+    public var isOpen: Bool {
+        guard !self.closing.load(ordering: .relaxed) else { return false }
+        if let link = self.link { return link.isConnected && (link.socket?.isOpen ?? false) }
+        return self.inboundSocket?.isOpen ?? false
+    }
+
+    /// Whether the connection is closing or closed for good (an outbound socket that reconnects is not).
+    public var isClosing: Bool { self.closing.load(ordering: .relaxed) || (self.link?.isStopped ?? false) }
 
     func markClosing() {
         self.closing.store(true, ordering: .relaxed)
+    }
+
+    /// The state shown in `info`: `open`, `closing`, or for an outbound socket `connecting` / `reconnecting`.
+    var state: String {
+        if self.closing.load(ordering: .relaxed) { return "closing" }
+        if let link = self.link {
+            switch link.phase {
+            case .open: return (link.socket?.isOpen ?? false) ? "open" : "reconnecting"
+            case .closed: return "closing"
+            case .connecting, .reconnecting: return link.phase.rawValue
+            }
+        }
+        return self.isOpen ? "open" : "closing"
+    }
+
+    /// Starts the closing handshake without waiting; an outbound socket stops reconnecting.
+    public func startClose(code: WebSocketCloseCode = .normalClosure, reason: String = "") {
+        self.markClosing()
+        self.link?.stop(failing: .socketNotOpen(self.id.rawValue))
+        self.socket?.startClose(code: code, reason: reason)
     }
 
     /// Metadata for log lines about this connection.
     public var logMetadata: Logger.Metadata {
         [
             "socket_id": "\(self.id)", "route": "\(self.route)", "path": "\(self.path)",
-            "remote_address": "\(self.socket.remoteAddress.map(Self.describe) ?? "-")",
+            "remote_address": "\(self.socket?.remoteAddress.map(Self.describe) ?? "-")",
         ]
     }
 
     /// The info record.
     public func info() -> ConnectionInfo {
         let mutable = self.mutable.withLockedValue { $0 }
+        let socket = self.socket
         return ConnectionInfo(
             socketID: self.id, socketType: self.type, uri: self.uri, route: self.route, path: self.path,
             headers: self.headers, parameters: self.parameters, queryString: self.queryString,
-            subprotocol: self.socket.subprotocol, secure: self.socket.isSecure,
-            remoteAddress: self.socket.remoteAddress.map(Self.describe), localAddress: self.socket.localAddress.map(Self.describe),
+            subprotocol: socket?.subprotocol, secure: socket?.isSecure ?? self.uri.lowercased().hasPrefix("wss:"),
+            remoteAddress: socket?.remoteAddress.map(Self.describe), localAddress: socket?.localAddress.map(Self.describe),
             clientCertificate: self.clientCertificate, groups: mutable.groups.sorted(), attributes: mutable.attributes,
             connectedAt: self.connectedAt, lastActiveAt: self.lastActiveAt.load(ordering: .relaxed),
-            state: self.isOpen ? "open" : "closing",
+            state: self.state,
             messagesIn: self.messagesIn.load(ordering: .relaxed), messagesOut: self.messagesOut.load(ordering: .relaxed),
             bytesIn: self.bytesIn.load(ordering: .relaxed), bytesOut: self.bytesOut.load(ordering: .relaxed))
     }
@@ -154,21 +196,48 @@ public final class GatewayConnection: Sendable {
         self.lastActiveAt.store(Self.epochMilliseconds(), ordering: .relaxed)
     }
 
-    /// Sends a message, applying the message size limit and the slow-consumer policy.
+    /// Sends a message, applying the codec, the message size limit and the slow-consumer policy. An outbound socket
+    /// that is reconnecting queues it (the call returns once it is sent after the reconnection, or fails).
     public func send(_ message: WebSocketMessage) async throws(GatewayError) {
-        try await self.send(WebSocketPreparedMessage(message))
+        try await self.send(WebSocketPreparedMessage(try self.encode(message)))
     }
 
-    /// Sends a message prepared for many connections (see ``Gateway/broadcast(_:to:)``).
+    /// Applies the codec to an outgoing message.
+    func encode(_ message: WebSocketMessage) throws(GatewayError) -> WebSocketMessage {
+        guard let codec = self.codec else { return message }
+        switch codec.encode(message) {
+        case .success(let encoded): return encoded
+        case .failure(let error): throw .invalidMessage(self.id.rawValue, reason: error.reason)
+        }
+    }
+
+    /// Sends a message prepared for many connections (see ``Gateway/broadcast(_:to:excluding:)``); the codec is
+    /// not applied.
     public func send(_ prepared: WebSocketPreparedMessage) async throws(GatewayError) {
         guard prepared.size <= self.maxMessageSize else {
             throw .messageTooLarge(size: prepared.size, limit: self.maxMessageSize)
         }
-        guard self.isOpen else { throw .socketNotOpen(self.id.rawValue) }
+        guard !self.closing.load(ordering: .relaxed) else { throw .socketNotOpen(self.id.rawValue) }
+        let socket: WebSocket
+        if let link = self.link {
+            switch await link.submit(prepared) {
+            case .direct(let current): socket = current
+            case .done(let result): return try result.get()
+            }
+        } else {
+            guard let inbound = self.inboundSocket, inbound.isOpen else { throw .socketNotOpen(self.id.rawValue) }
+            socket = inbound
+        }
+        try await self.transmit(prepared, on: socket).get()
+    }
+
+    /// Writes a message to one WebSocket of this connection, counting it and applying the slow-consumer policy.
+    func transmit(_ prepared: WebSocketPreparedMessage, on socket: WebSocket) async -> Result<Void, GatewayError> {
         // Counted before the send: the peer may have the message before this task resumes.
         self.countOutbound(bytes: prepared.size)
         do {
-            try await self.socket.send(prepared)
+            try await socket.send(prepared)
+            return .success(())
         } catch {
             self.countOutbound(bytes: -prepared.size, messages: -1)
             let failure = GatewayError.sending(self.id, error)
@@ -176,10 +245,10 @@ public final class GatewayConnection: Sendable {
                 self.metrics.slowConsumer(self.slowConsumer)
                 if self.slowConsumer == .close {
                     self.markClosing()
-                    self.socket.startClose(code: .policyViolation, reason: "slow consumer")
+                    socket.startClose(code: .policyViolation, reason: "slow consumer")
                 }
             }
-            throw failure
+            return .failure(failure)
         }
     }
 
@@ -193,11 +262,13 @@ public final class GatewayConnection: Sendable {
         self.lastActiveAt.store(Self.epochMilliseconds(), ordering: .relaxed)
     }
 
-    /// Closes the connection.
+    /// Closes the connection (an outbound socket stops reconnecting).
     public func close(code: WebSocketCloseCode = .normalClosure, reason: String = "") async throws(GatewayError) {
         self.markClosing()
+        self.link?.stop(failing: .socketNotOpen(self.id.rawValue))
+        guard let socket = self.socket, socket.isOpen else { return }
         do {
-            _ = try await self.socket.close(code: code, reason: reason)
+            _ = try await socket.close(code: code, reason: reason)
         } catch {
             throw GatewayError(.send(self.id.rawValue, "\(error)"))
         }

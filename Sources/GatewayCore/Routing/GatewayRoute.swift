@@ -24,6 +24,8 @@ public struct GatewayRoute: Sendable {
     public var maxConnections: Int?
     /// Decides each upgrade (authentication, subprotocol, attributes, groups); `nil` accepts every request.
     public var upgradeHook: (@Sendable (GatewayUpgradeRequest) async -> GatewayUpgradeDecision)?
+    /// How the route's messages are decoded and encoded; `nil` passes them through.
+    public var codec: MessageCodec?
 
     /// Creates a route.
     public init(
@@ -36,8 +38,10 @@ public struct GatewayRoute: Sendable {
         idleAction: IdleAction? = nil,
         allowedOrigins: [String]? = nil,
         maxConnections: Int? = nil,
-        upgradeHook: (@Sendable (GatewayUpgradeRequest) async -> GatewayUpgradeDecision)? = nil
+        upgradeHook: (@Sendable (GatewayUpgradeRequest) async -> GatewayUpgradeDecision)? = nil,
+        codec: MessageCodec? = nil
     ) throws(GatewayConfigurationError) {
+        self.codec = codec
         self.path = try RouteTemplate(path)
         self.handler = handler
         self.subprotocols = subprotocols

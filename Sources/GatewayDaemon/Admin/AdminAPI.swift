@@ -30,7 +30,8 @@ enum AdminAPI {
         gateway: Gateway,
         token: String?,
         metrics: @escaping @Sendable () -> String,
-        openAPI: String
+        openAPI: String,
+        openOutbound: @escaping @Sendable (OutboundSection) async throws -> SocketID
     ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: AdminErrorMiddleware())
@@ -89,6 +90,12 @@ enum AdminAPI {
         router.delete("/v1/connections/:socket_id/groups/:group") { _, context in
             try gateway.unsubscribe(try self.pathParameter(context, "socket_id"), from: try self.pathParameter(context, "group"))
             return AdminJSON.noContent
+        }
+        router.post("/v1/outbound") { request, _ in
+            let section = try await AdminJSON.decode(OutboundSection.self, from: request, limit: 1 << 20)
+            let id = try await openOutbound(section)
+            let state = (try? gateway.info(id.rawValue))?.state ?? "closing"
+            return AdminJSON.response(["socket_id": id.rawValue, "state": state], status: .created)
         }
         router.get("/v1/groups") { _, _ in
             AdminJSON.response(["groups": gateway.groups()])

@@ -22,6 +22,11 @@ struct AdminError: Error, Sendable {
         case "socket_not_open": self.status = .unprocessableContent
         case "message_too_large": self.status = .contentTooLarge
         case "slow_consumer": self.status = .serviceUnavailable
+        case "socket_id_in_use": self.status = .conflict
+        case "invalid_outbound": self.status = .badRequest
+        case "too_many_outbound", "reconnect_queue_full", "reconnect_gave_up", "not_connected": self.status = .serviceUnavailable
+        case "connect_failed": self.status = .badGateway
+        case "invalid_message": self.status = .unprocessableContent
         default: self.status = .internalServerError
         }
     }
@@ -69,6 +74,8 @@ enum AdminJSON {
             throw AdminError.badRequest("invalid JSON body: \(context.debugDescription)")
         } catch let error as AdminError {
             throw error
+        } catch let error as ConfigError {
+            throw AdminError.badRequest("\(error)")
         } catch {
             throw AdminError.badRequest("invalid JSON body")
         }

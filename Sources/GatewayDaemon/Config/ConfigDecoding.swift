@@ -60,12 +60,35 @@ extension KeyedDecodingContainer {
     func text(_ key: Key) throws -> String? {
         guard self.contains(key), try !self.decodeNil(forKey: key) else { return nil }
         let raw: String
-        do {
-            raw = try self.decode(String.self, forKey: key)
-        } catch {
+        if let text = try? self.decode(String.self, forKey: key) {
+            raw = text
+        } else if let flag = try? self.decode(Bool.self, forKey: key) {
+            // JSON bodies (management API) carry numbers and booleans as themselves.
+            raw = String(flag)
+        } else if let number = try? self.decode(Int.self, forKey: key) {
+            raw = String(number)
+        } else if let number = try? self.decode(Double.self, forKey: key) {
+            raw = String(number)
+        } else {
             throw ConfigError(key: self.path(key), value: "a list or a mapping", expected: "a single value")
         }
         return try self.expand(raw, key: key)
+    }
+
+    /// A mapping of names to scalar values (headers, query parameters...).
+    func map(_ key: Key) throws -> [String: String]? {
+        guard self.contains(key), try !self.decodeNil(forKey: key) else { return nil }
+        let mapping: KeyedDecodingContainer<AnyKey>
+        do {
+            mapping = try self.nestedContainer(keyedBy: AnyKey.self, forKey: key)
+        } catch {
+            throw ConfigError(key: self.path(key), value: "a single value or a list", expected: "a mapping of names to values")
+        }
+        var result: [String: String] = [:]
+        for name in mapping.allKeys {
+            result[name.stringValue] = try mapping.text(name) ?? ""
+        }
+        return result
     }
 
     private func expand(_ raw: String, key: Key) throws -> String {

@@ -26,10 +26,14 @@ public struct DaemonConfiguration: Sendable, Decodable {
     public var log = LogSection()
     /// `routes`: the WebSocket endpoints.
     public var routes: [RouteSection] = []
+    /// `outbound_defaults`: base URL, headers and query for every outbound socket, and their cap.
+    public var outboundDefaults = OutboundDefaultsSection()
+    /// `outbound`: the outbound sockets opened at start.
+    public var outbound: [OutboundSection] = []
 
     enum Keys: String, CodingKey, CaseIterable {
-        case listen, tls, admin, limits, keepalive, compression, routes, log
-        case basePath = "base_path", rateLimit = "rate_limit", allowedOrigins = "allowed_origins"
+        case listen, tls, admin, limits, keepalive, compression, routes, log, outbound
+        case outboundDefaults = "outbound_defaults", basePath = "base_path", rateLimit = "rate_limit", allowedOrigins = "allowed_origins"
     }
 
     public init() {}
@@ -54,6 +58,50 @@ public struct DaemonConfiguration: Sendable, Decodable {
         for (index, route) in self.routes.enumerated() where !paths.insert(route.path).inserted {
             throw ConfigError(key: "routes[\(index)].path", value: "'\(route.path)'", expected: "a path no other route has")
         }
+        self.outboundDefaults = try c.nested(.outboundDefaults, OutboundDefaultsSection.self) ?? OutboundDefaultsSection()
+        self.outbound = try c.nested(.outbound, [OutboundSection].self) ?? []
+        try self.checkOutbound()
+    }
+
+    /// Outbound ids are unique, every bridge names a listed outbound socket with one set of bridge settings, and
+    /// only bridged sockets have the `bridge` handler.
+    private func checkOutbound() throws {
+        var ids = Set<String>()
+        for (index, socket) in self.outbound.enumerated() {
+            guard let id = socket.socketID else {
+                throw ConfigError(key: "outbound[\(index)].socket_id", value: "nothing", expected: "an id for each outbound socket of the file")
+            }
+            guard ids.insert(id).inserted else {
+                throw ConfigError(key: "outbound[\(index)].socket_id", value: "'\(id)'", expected: "an id no other outbound socket has")
+            }
+        }
+        var bridges: [String: BridgeSection] = [:]
+        for (index, route) in self.routes.enumerated() {
+            guard route.handler == .bridge, let bridge = route.bridge else { continue }
+            guard let target = self.outbound.firstIndex(where: { $0.socketID == bridge.outbound }) else {
+                throw ConfigError(key: "routes[\(index)].bridge.outbound", value: "'\(bridge.outbound)'", expected: "the socket_id of an entry of outbound")
+            }
+            if let other = bridges[bridge.outbound], other != bridge {
+                throw ConfigError(key: "routes[\(index)].bridge", value: "settings that differ from another route's bridge to '\(bridge.outbound)'", expected: "the same timeout, correlation_field and max_pending for every route bridging to one socket")
+            }
+            bridges[bridge.outbound] = bridge
+            let kind = self.outbound[target].handler.kind
+            guard kind == .none || kind == .bridge else {
+                throw ConfigError(key: "outbound[\(target)].handler", value: "'\(kind.rawValue)'", expected: "bridge (or nothing): routes[\(index)] bridges to this socket")
+            }
+        }
+        for (index, socket) in self.outbound.enumerated() where socket.handler.kind == .bridge && bridges[socket.socketID ?? ""] == nil {
+            throw ConfigError(key: "outbound[\(index)].handler", value: "'bridge'", expected: "a route with handler bridge whose bridge.outbound is '\(socket.socketID ?? "")'")
+        }
+    }
+
+    /// The bridge settings of each outbound socket that routes bridge to.
+    var bridges: [String: BridgeSection] {
+        var result: [String: BridgeSection] = [:]
+        for route in self.routes where route.handler == .bridge {
+            if let bridge = route.bridge { result[bridge.outbound] = bridge }
+        }
+        return result
     }
 }
 

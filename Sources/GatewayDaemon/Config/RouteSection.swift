@@ -7,7 +7,7 @@ import Yams
 public struct RouteSection: Sendable, Decodable {
     /// The built-in handlers.
     public enum Handler: String, Sendable, CaseIterable {
-        case echo, broadcast, webhook
+        case echo, broadcast, webhook, bridge
     }
 
     public var path: String
@@ -17,12 +17,16 @@ public struct RouteSection: Sendable, Decodable {
     /// `broadcast` only: leave the sender out.
     public var excludeSender = false
     public var webhook: WebhookSection?
+    /// `bridge` only: the outbound socket and the matching of replies.
+    public var bridge: BridgeSection?
+    /// How messages are decoded and encoded.
+    public var codec: MessageCodec?
     public var limits = LimitsSection()
     public var rateLimit: RateLimit?
     public var allowedOrigins: [String]?
 
     enum Keys: String, CodingKey, CaseIterable {
-        case path, handler, groups, subprotocols, webhook, limits
+        case path, handler, groups, subprotocols, webhook, bridge, limits, codec, preprocessors, postprocessors
         case excludeSender = "exclude_sender", rateLimit = "rate_limit", allowedOrigins = "allowed_origins"
     }
 
@@ -39,29 +43,61 @@ public struct RouteSection: Sendable, Decodable {
         }
         self.path = path
         guard let handler = try c.choice(.handler, Handler.self) else {
-            throw ConfigError(key: keyPath(here + [Keys.handler]), value: "nothing", expected: "one of echo, broadcast, webhook")
+            throw ConfigError(key: keyPath(here + [Keys.handler]), value: "nothing", expected: "one of echo, broadcast, webhook, bridge")
         }
         self.handler = handler
         self.groups = try c.texts(.groups) ?? []
         self.subprotocols = try c.texts(.subprotocols) ?? []
         self.excludeSender = try c.bool(.excludeSender) ?? false
         self.webhook = try c.nested(.webhook, WebhookSection.self)
+        self.bridge = try c.nested(.bridge, BridgeSection.self)
+        self.codec = try c.codec(.codec, .preprocessors, .postprocessors)
         self.limits = try c.nested(.limits, LimitsSection.self) ?? LimitsSection()
         self.rateLimit = try c.nested(.rateLimit, RateLimitSection.self)?.limit
         self.allowedOrigins = try c.texts(.allowedOrigins)
         if handler == .webhook, self.webhook == nil {
             throw ConfigError(key: keyPath(here + [Keys.webhook]), value: "nothing", expected: "webhook settings (at least url) for handler webhook")
         }
+        if handler == .bridge, self.bridge == nil {
+            throw ConfigError(key: keyPath(here + [Keys.bridge]), value: "nothing", expected: "bridge settings (at least outbound) for handler bridge")
+        }
+    }
+}
+
+/// `routes[].bridge`.
+public struct BridgeSection: Sendable, Decodable, Hashable {
+    /// The outbound socket requests go to.
+    public var outbound: String
+    public var timeout: TimeAmount = .seconds(10)
+    /// Match replies by this top-level JSON field instead of by order.
+    public var correlationField: String?
+    public var maxPending = 1_024
+
+    enum Keys: String, CodingKey, CaseIterable {
+        case outbound, timeout, correlationField = "correlation_field", maxPending = "max_pending"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.section(Keys.self)
+        guard let outbound = try c.text(.outbound) else {
+            throw ConfigError(key: keyPath(decoder.codingPath + [Keys.outbound]), value: "nothing", expected: "the socket_id of an outbound socket")
+        }
+        self.outbound = outbound
+        self.timeout = try c.duration(.timeout) ?? .seconds(10)
+        self.correlationField = try c.text(.correlationField)
+        self.maxPending = try c.int(.maxPending, in: 1...1_000_000) ?? 1_024
     }
 }
 
 /// `routes[].webhook`.
 public struct WebhookSection: Sendable, Decodable {
     /// The events a webhook can receive.
-    public enum Event: String, Sendable, CaseIterable { case open, data, close }
+    /// The events a webhook can receive; `reconnect` covers an outbound socket's connecting, connect_failed,
+    /// disconnected, reconnected and gave_up events.
+    public enum Event: String, Sendable, CaseIterable { case open, data, close, reconnect }
 
     public var url: String
-    public var events: Set<Event> = [.open, .data, .close]
+    public var events: Set<Event> = [.open, .data, .close, .reconnect]
     public var timeout: TimeAmount = .seconds(5)
     public var retries = 3
     public var backoff: TimeAmount = .milliseconds(100)
@@ -82,7 +118,7 @@ public struct WebhookSection: Sendable, Decodable {
             var events = Set<Event>()
             for (index, name) in names.enumerated() {
                 guard let event = Event(rawValue: name) else {
-                    throw ConfigError(key: keyPath(here + [Keys.events]) + "[\(index)]", value: "'\(name)'", expected: "one of open, data, close")
+                    throw ConfigError(key: keyPath(here + [Keys.events]) + "[\(index)]", value: "'\(name)'", expected: "one of open, data, close, reconnect")
                 }
                 events.insert(event)
             }

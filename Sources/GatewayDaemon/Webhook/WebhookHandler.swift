@@ -45,12 +45,19 @@ struct WebhookHandler: GatewayHandler {
                     await self.act(on: answer, context: context)
                 } catch {
                     // Never drop a message silently: the client learns its message was not delivered.
-                    context.connection.socket.startClose(code: .internalServerError, reason: "webhook delivery failed")
+                    context.connection.startClose(code: .internalServerError, reason: "webhook delivery failed")
                 }
             case .close:
                 guard wanted.contains(.close) else { continue }
                 _ = try? await self.client.deliver(event.record)
-            case .open, .ping, .pong, .idleTimeout, .error:
+            case .open:
+                // Inbound connections are announced by the upgrade hook, before their 101; outbound ones here.
+                guard context.connection.type == .outbound, wanted.contains(.open) else { continue }
+                _ = try? await self.client.deliver(event.record)
+            case .connecting, .connectFailed, .disconnected, .reconnected, .gaveUp:
+                guard wanted.contains(.reconnect) else { continue }
+                _ = try? await self.client.deliver(event.record)
+            case .ping, .pong, .idleTimeout, .error:
                 continue
             }
         }
@@ -117,7 +124,7 @@ struct WebhookHandler: GatewayHandler {
             let code = action.code.map { WebSocketCloseCode(rawValue: $0) } ?? .normalClosure
             guard code.isValidOnWire else { throw WebhookClient.Failure(description: "invalid close code \(code)") }
             let connection = try gateway.connection(target)
-            connection.socket.startClose(code: code, reason: action.reason ?? "")
+            connection.startClose(code: code, reason: action.reason ?? "")
         case "subscribe":
             guard let group = action.group else { throw WebhookClient.Failure(description: "subscribe needs a group") }
             try gateway.subscribe(target, to: group)

@@ -87,7 +87,18 @@ public enum WebSocketClient {
             if target.isSecure, sslContext == nil {
                 sslContext = try NIOSSLContext(configuration: configuration.tls)
             }
-            let headers = ClientHandshake.extraHeaders(configuration.headers, authorization: authorization, cookies: cookies)
+            // Credentials and cookies go only to the origin they were configured for: a redirect to another host,
+            // port, or from wss to ws, drops them (as browsers and curl do).
+            let sameOrigin = target.host.lowercased() == first.host.lowercased() && target.port == first.port
+                && (target.isSecure || !first.isSecure)
+            var ownHeaders = configuration.headers
+            if !sameOrigin {
+                ownHeaders.remove(name: "Authorization")
+                ownHeaders.remove(name: "Cookie")
+            }
+            let headers = ClientHandshake.extraHeaders(
+                ownHeaders, authorization: sameOrigin ? authorization : target.userinfo.map { .basic(username: $0.user, password: $0.password) },
+                cookies: sameOrigin ? cookies : [:])
             let serverName = (target.host == first.host ? configuration.serverName : nil) ?? target.host
             do {
                 return try await self.open(
@@ -99,8 +110,12 @@ public enum WebSocketClient {
                     throw WebSocketClientError.tooManyRedirects(configuration.maxRedirects)
                 }
                 redirects += 1
+                let from = target
                 target = try WebSocketRedirect.resolve(redirect.location, against: target)
-                for cookie in WebSocketRedirect.cookies(in: redirect.headers) { cookies[cookie.name] = cookie.value }
+                // Cookies set by the original origin are kept for it; others' are not ours to send.
+                if from.host.lowercased() == first.host.lowercased(), from.port == first.port {
+                    for cookie in WebSocketRedirect.cookies(in: redirect.headers) { cookies[cookie.name] = cookie.value }
+                }
                 if configuration.authorization == nil, let userinfo = target.userinfo {
                     authorization = .basic(username: userinfo.user, password: userinfo.password)
                 }

@@ -85,7 +85,7 @@ public struct WebSocketAcceptance: Sendable {
     }
 }
 
-/// Percent-decoding of URL parts (RFC 3986 §2.1).
+/// Percent-encoding and decoding of URL parts (RFC 3986 §2.1).
 public enum PercentEncoding {
     /// Decodes `%XX` escapes (and `+` as a space when `plusAsSpace`, as in query strings); an invalid escape is
     /// kept as it is.
@@ -107,5 +107,23 @@ public enum PercentEncoding {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Encodes every byte outside the unreserved set (`A-Z a-z 0-9 - . _ ~`) as `%XX`, for a path segment or a
+    /// query name or value.
+    public static func encode(_ text: String) -> String {
+        var result = ""
+        result.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                result.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = String(byte, radix: 16, uppercase: true)
+                result += byte < 16 ? "%0\(hex)" : "%\(hex)"
+            }
+        }
+        return result
     }
 }
