@@ -55,6 +55,22 @@ struct ConnectCommandTests {
         client.closeInput()
         #expect(await daemon.stop() == 0)
     }
+
+    @Test func binaryMessagesPrintAsBase64AndADroppedConnectionExitsWith3() async throws {
+        let daemon = try await DaemonProcess(yaml: Self.config)
+        let client = try ConnectProcess(["ws://127.0.0.1:\(daemon.webSocketPort)/chat/room", "--binary"])
+        client.send("ready\n")
+        #expect(await client.wait(for: "ready\n"))
+        let ids = DaemonProcess.json(try await daemon.admin(.GET, "/v1/connections").body)["connections"] as? [String] ?? []
+        try #require(ids.count == 1)
+        let sent = try await daemon.admin(.POST, "/v1/connections/\(ids[0])/messages", body: #"{"message": "AAEC/w==", "type": "data-binary"}"#)
+        #expect(sent.status == 204)
+        #expect(await client.wait(for: "AAEC/w==\n"))
+        // The server dies without a closing handshake: 1006, exit status 3.
+        await daemon.kill()
+        #expect(await client.exitStatus() == 3)
+        client.closeInput()
+    }
 }
 
 /// `wsgate connect` as a child process, with pipes on its stdin, stdout and stderr. Every wait is bounded.
