@@ -1,3 +1,4 @@
+import NIOPosix
 import WebSocketEngine
 
 extension Gateway {
@@ -65,7 +66,8 @@ extension Gateway {
         let events = GatewayEvents(
             connection: connection, rateLimit: nil, idleAction: socket.idleAction, clock: self.configuration.clock,
             firstFailure: firstFailure)
-        Task {
+        let executor = EventLoopTaskExecutor.of(link.socket?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.any())
+        Task(executorPreference: executor) {
             await self.serve(connection, handler: socket.handler, events: events)
             self.release(route: Self.outboundRoute)
         }

@@ -175,6 +175,9 @@ public enum WebSocketClient {
         }
         do {
             _ = try await bootstrap.connect(host: proxy?.host ?? target.host, port: proxy?.port ?? target.port).get()
+        } catch ChannelError.connectTimeout {
+            // The connect used up what was left of the handshake deadline.
+            promise.fail(WebSocketClientError.handshakeTimeout)
         } catch {
             promise.fail(error)
         }

@@ -119,7 +119,9 @@ public final class WebSocketServer: Sendable {
             await withDiscardingTaskGroup { group in
                 for await (socket, acceptance) in self.accepted {
                     self.open.withLockedValue { $0[socket.id] = socket }
-                    group.addTask {
+                    // The connection's task runs on its channel's event loop: events reach it and its sends
+                    // reach the channel without crossing threads.
+                    group.addTask(executorPreference: EventLoopTaskExecutor.of(socket.eventLoop)) {
                         do {
                             try await acceptance.handler(socket)
                         } catch {
