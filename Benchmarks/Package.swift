@@ -25,6 +25,8 @@ let package = Package(
             dependencies: [
                 .product(name: "GatewayCore", package: "WebSocketGateway"),
                 .product(name: "WebSocketEngine", package: "WebSocketGateway"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

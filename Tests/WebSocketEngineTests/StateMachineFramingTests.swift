@@ -1,4 +1,5 @@
 import NIOCore
+import NIOWebSocket
 import Testing
 @testable import WebSocketEngine
 
@@ -27,6 +28,30 @@ struct StateMachineFramingTests {
         #expect(machine.feed(frame(2, medium)) == [.message(.binary(ByteBuffer(bytes: medium)))])
         var big = makeMachine(maxFrameSize: 1 << 20, maxMessageSize: 1 << 20)
         #expect(big.feed(frame(2, large)) == [.message(.binary(ByteBuffer(bytes: large)))])
+    }
+
+    @Test func splitEncodingKeepsTheBinaryPayloadAndWritesTheSameBytes() throws {
+        var machine = makeMachine()
+        for length in [0, 1, 125, 126, 65_535, 65_536] {
+            let payload = ByteBuffer(repeating: 5, count: length)
+            guard case .split(let header, let body) = try machine.encodeParts(.binary(payload), now: .now()) else {
+                Issue.record("expected a split frame for \(length) bytes")
+                continue
+            }
+            var joined = header
+            joined.writeImmutableBuffer(body)
+            #expect(joined == FrameEncoder.encode(allocator: .init(), fin: true, rsv1: false, opcode: .binary, maskKey: nil, payload: payload))
+            #expect(body == payload)
+        }
+        guard case .whole = try machine.encodeParts(.text("text is encoded whole"), now: .now()) else {
+            Issue.record("text frames are encoded in one buffer")
+            return
+        }
+    }
+
+    @Test func masksKeysReadFromTheWireInOrder() {
+        let key = WebSocketMaskingKey.wire(0x0A0B_0C0D)
+        #expect([key[0], key[1], key[2], key[3]] == [0x0A, 0x0B, 0x0C, 0x0D])
     }
 
     @Test func reassemblesFragmentsWithInterleavedControlFrames() {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import GatewayCore
 import NIOCore
+import NIOPosix
 import WebSocketEngine
 
 #if canImport(Glibc)
@@ -15,6 +16,12 @@ struct BenchGateway: AsyncParsableCommand {
     @Option var port = 9300
     @Option(help: "Connection limit of the gateway.") var maxConnections = 30_000
     @Flag(help: "Serve /feed with the bare engine instead of the gateway (to split memory and time by layer).") var engineOnly = false
+    @Flag(help: "Accept TCP connections and hold them with SwiftNIO alone (the floor under the engine).") var bareNIO = false
+
+    final class Discard: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+    }
 
     struct Publisher: GatewayHandler {
         func onText(_ context: GatewayContext, _ text: String) async {
@@ -28,6 +35,17 @@ struct BenchGateway: AsyncParsableCommand {
     func run() async throws {
         var server = WebSocketServerConfiguration(host: self.host, port: self.port)
         server.backlog = 4096
+        if self.bareNIO {
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.backlog, value: 4096)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { $0.pipeline.addHandler(Discard()) }
+                .bind(host: self.host, port: self.port).get()
+            print("bench-gateway (bare NIO) listening on \(channel.localAddress!) pid \(getpid())")
+            fflush(nil)
+            try await channel.closeFuture.get()
+            return
+        }
         if self.engineOnly {
             let engine = try await WebSocketServer.bind(configuration: server) { _ in
                 .accept(WebSocketAcceptance { socket in for await _ in socket.events {} })

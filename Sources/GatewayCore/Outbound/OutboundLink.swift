@@ -23,7 +23,7 @@ final class OutboundLink: Sendable {
     }
 
     private struct Pending {
-        var prepared: WebSocketPreparedMessage
+        var outgoing: Outgoing
         var continuation: CheckedContinuation<SendPath, Never>?
     }
 
@@ -99,7 +99,7 @@ final class OutboundLink: Sendable {
     }
 
     /// Sends the queued messages in order over the current socket (sends made meanwhile queue behind them).
-    func flush(_ transmit: (WebSocketPreparedMessage, WebSocket) async -> Result<Void, GatewayError>) async {
+    func flush(_ transmit: (Outgoing, WebSocket) async -> Result<Void, GatewayError>) async {
         while true {
             let next: (Pending, WebSocket)? = self.state.withLockedValue { state in
                 guard let socket = state.socket, !state.stopped, let first = state.queue.popFirst() else {
@@ -109,7 +109,7 @@ final class OutboundLink: Sendable {
                 return (first, socket)
             }
             guard let (pending, socket) = next else { return }
-            let result = await transmit(pending.prepared, socket)
+            let result = await transmit(pending.outgoing, socket)
             if case .failure(let error) = result, error.kind == "socket_not_open" {
                 // The new connection broke already: keep the message for the next one.
                 self.state.withLockedValue {
@@ -130,9 +130,9 @@ final class OutboundLink: Sendable {
     }
 
     /// Decides how a send goes: directly, or queued until the socket is connected (then resumed with the outcome).
-    func submit(_ prepared: WebSocketPreparedMessage) async -> SendPath {
+    func submit(_ outgoing: Outgoing) async -> SendPath {
         await withCheckedContinuation { continuation in
-            let (path, dropped) = self.enqueue(prepared, continuation: continuation)
+            let (path, dropped) = self.enqueue(outgoing, continuation: continuation)
             dropped?.resume(returning: .done(.failure(.reconnectQueueFull(self.id.rawValue, limit: self.queuePolicy.size))))
             if let path { continuation.resume(returning: path) }
         }
@@ -140,7 +140,7 @@ final class OutboundLink: Sendable {
 
     /// Queues a message without waiting for its outcome (for broadcasts); returns the error when it cannot.
     func enqueueDetached(_ prepared: WebSocketPreparedMessage) -> GatewayError? {
-        let (path, dropped) = self.enqueue(prepared, continuation: nil)
+        let (path, dropped) = self.enqueue(.prepared(prepared), continuation: nil)
         dropped?.resume(returning: .done(.failure(.reconnectQueueFull(self.id.rawValue, limit: self.queuePolicy.size))))
         switch path {
         case .done(.failure(let error))?: return error
@@ -149,7 +149,7 @@ final class OutboundLink: Sendable {
     }
 
     private func enqueue(
-        _ prepared: WebSocketPreparedMessage, continuation: CheckedContinuation<SendPath, Never>?
+        _ outgoing: Outgoing, continuation: CheckedContinuation<SendPath, Never>?
     ) -> (SendPath?, CheckedContinuation<SendPath, Never>?) {
         self.state.withLockedValue { state in
             if state.stopped { return (.done(.failure(.socketNotOpen(self.id.rawValue))), nil) }
@@ -166,7 +166,7 @@ final class OutboundLink: Sendable {
                 }
                 dropped = state.queue.popFirst()?.continuation
             }
-            state.queue.append(Pending(prepared: prepared, continuation: continuation))
+            state.queue.append(Pending(outgoing: outgoing, continuation: continuation))
             return (nil, dropped)
         }
     }

@@ -199,7 +199,7 @@ public final class GatewayConnection: Sendable {
     /// Sends a message, applying the codec, the message size limit and the slow-consumer policy. An outbound socket
     /// that is reconnecting queues it (the call returns once it is sent after the reconnection, or fails).
     public func send(_ message: WebSocketMessage) async throws(GatewayError) {
-        try await self.send(WebSocketPreparedMessage(try self.encode(message)))
+        try await self.send(Outgoing.message(try self.encode(message)))
     }
 
     /// Applies the codec to an outgoing message.
@@ -214,13 +214,17 @@ public final class GatewayConnection: Sendable {
     /// Sends a message prepared for many connections (see ``Gateway/broadcast(_:to:excluding:)``); the codec is
     /// not applied.
     public func send(_ prepared: WebSocketPreparedMessage) async throws(GatewayError) {
-        guard prepared.size <= self.maxMessageSize else {
-            throw .messageTooLarge(size: prepared.size, limit: self.maxMessageSize)
+        try await self.send(Outgoing.prepared(prepared))
+    }
+
+    private func send(_ outgoing: Outgoing) async throws(GatewayError) {
+        guard outgoing.size <= self.maxMessageSize else {
+            throw .messageTooLarge(size: outgoing.size, limit: self.maxMessageSize)
         }
         guard !self.closing.load(ordering: .relaxed) else { throw .socketNotOpen(self.id.rawValue) }
         let socket: WebSocket
         if let link = self.link {
-            switch await link.submit(prepared) {
+            switch await link.submit(outgoing) {
             case .direct(let current): socket = current
             case .done(let result): return try result.get()
             }
@@ -228,18 +232,21 @@ public final class GatewayConnection: Sendable {
             guard let inbound = self.inboundSocket, inbound.isOpen else { throw .socketNotOpen(self.id.rawValue) }
             socket = inbound
         }
-        try await self.transmit(prepared, on: socket).get()
+        try await self.transmit(outgoing, on: socket).get()
     }
 
     /// Writes a message to one WebSocket of this connection, counting it and applying the slow-consumer policy.
-    func transmit(_ prepared: WebSocketPreparedMessage, on socket: WebSocket) async -> Result<Void, GatewayError> {
+    func transmit(_ outgoing: Outgoing, on socket: WebSocket) async -> Result<Void, GatewayError> {
         // Counted before the send: the peer may have the message before this task resumes.
-        self.countOutbound(bytes: prepared.size)
+        self.countOutbound(bytes: outgoing.size)
         do {
-            try await socket.send(prepared)
+            switch outgoing {
+            case .message(let message): try await socket.send(message)
+            case .prepared(let prepared): try await socket.send(prepared)
+            }
             return .success(())
         } catch {
-            self.countOutbound(bytes: -prepared.size, messages: -1)
+            self.countOutbound(bytes: -outgoing.size, messages: -1)
             let failure = GatewayError.sending(self.id, error)
             if failure.kind == "slow_consumer" {
                 self.metrics.slowConsumer(self.slowConsumer)
@@ -271,6 +278,21 @@ public final class GatewayConnection: Sendable {
             _ = try await socket.close(code: code, reason: reason)
         } catch {
             throw GatewayError(.send(self.id.rawValue, "\(error)"))
+        }
+    }
+}
+
+/// A message on its way to one connection: as it is, or prepared for many.
+enum Outgoing: Sendable {
+    case message(WebSocketMessage)
+    case prepared(WebSocketPreparedMessage)
+
+    /// The payload size.
+    var size: Int {
+        switch self {
+        case .message(.text(let text)): return text.utf8.count
+        case .message(.binary(let data)): return data.readableBytes
+        case .prepared(let prepared): return prepared.size
         }
     }
 }

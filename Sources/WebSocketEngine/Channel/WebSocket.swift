@@ -196,12 +196,21 @@ public final class WebSocket: Sendable {
     /// Sends a whole message. Returns once it is queued for the network; waits or fails by the configured
     /// backpressure policy when the outbound queue is full.
     public func send(_ message: WebSocketMessage) async throws {
+        // From the connection's own event loop (a task running there): no hop, no promise unless it must wait.
+        if self.eventLoop.inEventLoop {
+            if let pending = try self.handler.value.sendFromLoop(message) { try await pending.get() }
+            return
+        }
         try await self.onLoop { handler, promise in handler.send(message, promise: promise) }
     }
 
     /// Sends a message prepared for many connections (see ``WebSocketPreparedMessage``): the encoded frame is
     /// shared with every other connection that would put the same bytes on the wire.
     public func send(_ prepared: WebSocketPreparedMessage) async throws {
+        if self.eventLoop.inEventLoop {
+            if let pending = try self.handler.value.sendFromLoop(prepared) { try await pending.get() }
+            return
+        }
         try await self.onLoop { handler, promise in handler.send(prepared, promise: promise) }
     }
 

@@ -25,6 +25,12 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     private var readPending = false
     private var inReadLoop = false
     private var needsFlush = false
+    private var flushScheduled = false
+    /// Bytes written since the last flush.
+    private var unflushedBytes = 0
+    /// A deferred flush happens at once when this much is waiting, so that a task sending in a loop without
+    /// suspending streams its data instead of filling the outbound queue.
+    private static let eagerFlushBytes = 32 * 1024
     /// Sends waiting for the outbound queue to drain (backpressure policy `.wait`), in order.
     private var waitingWrites: Deque<(ByteBuffer, EventLoopPromise<Void>?)> = []
     private var closeTimer: Scheduled<Void>?
@@ -182,6 +188,44 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         self.scheduleFlush()
     }
 
+    /// Sends at once when the outbound queue has room (`nil`), or queues the frame and returns the future of its
+    /// write (backpressure `wait`); throws when the connection is closed or the queue is full under `fail`. No
+    /// promise is made on the common path.
+    func sendFromLoop(_ message: WebSocketMessage) throws -> EventLoopFuture<Void>? {
+        switch try self.machine.encodeParts(message, now: .now()) {
+        case .whole(let frame): return try self.enqueueFromLoop(frame)
+        case .split(let header, let payload): return try self.enqueueFromLoop(header, then: payload)
+        }
+    }
+
+    /// ``sendFromLoop(_:)`` for a prepared message.
+    func sendFromLoop(_ prepared: WebSocketPreparedMessage) throws -> EventLoopFuture<Void>? {
+        try self.enqueueFromLoop(try self.machine.encode(prepared, now: .now()))
+    }
+
+    /// Writes `frame` (and `rest`, its payload when the header was made apart) at once when the outbound queue
+    /// has room.
+    private func enqueueFromLoop(_ frame: ByteBuffer, then rest: ByteBuffer? = nil) throws(WebSocketError) -> EventLoopFuture<Void>? {
+        guard let context = self.context else { throw .connectionClosed }
+        if context.channel.isWritable && self.waitingWrites.isEmpty {
+            self.write(frame, promise: nil)
+            if let rest { self.write(rest, promise: nil) }
+            self.scheduleFlush()
+            return nil
+        }
+        switch self.configuration.outboundBackpressure {
+        case .fail:
+            throw .outboundQueueFull(limit: self.configuration.outboundQueueSize)
+        case .wait:
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            // A waiting frame is one buffer, so that nothing written meanwhile (a pong) can land inside it.
+            var whole = frame
+            if let rest { whole.writeImmutableBuffer(rest) }
+            self.waitingWrites.append((whole, promise))
+            return promise.futureResult
+        }
+    }
+
     func send(_ prepared: WebSocketPreparedMessage, promise: EventLoopPromise<Void>?) {
         do {
             let frame = try self.machine.encode(prepared, now: .now())
@@ -255,6 +299,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
             promise?.fail(WebSocketError.connectionClosed)
             return
         }
+        self.unflushedBytes += frame.readableBytes
         context.write(self.wrapOutboundOut(frame), promise: promise)
         self.needsFlush = true
     }
@@ -262,14 +307,26 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     private func flushIfNeeded() {
         guard self.needsFlush, let context = self.context else { return }
         self.needsFlush = false
+        self.unflushedBytes = 0
         context.flush()
     }
 
     /// Flushes now unless a read loop is running: then the flush happens once at read-complete, so that all the
     /// answers to one batch of input leave in one write.
+    ///
+    /// Outside a read loop (an application task sending), the flush is deferred to the end of the event loop's
+    /// current batch of tasks, so that a task answering several buffered events writes them in one syscall.
     private func scheduleFlush() {
-        guard !self.inReadLoop else { return }
-        self.flushIfNeeded()
+        guard !self.inReadLoop, let context = self.context else { return }
+        if self.unflushedBytes >= Self.eagerFlushBytes || !context.channel.isWritable {
+            return self.flushIfNeeded()
+        }
+        guard !self.flushScheduled else { return }
+        self.flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.flushIfNeeded()
+        }
     }
 
     private func writeThenClose(_ frame: ByteBuffer?, context: ChannelHandlerContext) {

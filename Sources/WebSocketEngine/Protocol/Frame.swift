@@ -52,9 +52,9 @@ struct FrameHeader: Equatable, Sendable {
         var maskKey: WebSocketMaskingKey? = nil
         if masked {
             guard available >= offset + 4,
-                let key = buffer.getBytes(at: buffer.readerIndex + offset, length: 4)
+                let key = buffer.getInteger(at: buffer.readerIndex + offset, as: UInt32.self)
             else { return nil }
-            maskKey = WebSocketMaskingKey(key)
+            maskKey = .wire(key)
             offset += 4
         }
         return FrameHeader(
@@ -73,6 +73,21 @@ struct FrameHeader: Equatable, Sendable {
 enum FrameEncoder {
     /// The largest header a frame can have: 2 + 8 bytes of length + 4 bytes of mask.
     static let maxHeaderLength = 14
+
+    /// The headers of unmasked, unfragmented binary frames with payloads of 0 to 125 bytes, made once and shared.
+    private static let smallBinaryHeaders: [ByteBuffer] = (0..<126).map { length in
+        var header = ByteBuffer()
+        header.writeMultipleIntegers(UInt8(0x82), UInt8(length))
+        return header
+    }
+
+    /// The header of an unmasked, unfragmented binary frame (a server's): shared for payloads under 126 bytes.
+    static func serverBinaryHeader(length: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        if length < 126 { return self.smallBinaryHeaders[length] }
+        var header = allocator.buffer(capacity: 10)
+        self.writeHeader(into: &header, fin: true, rsv1: false, opcode: .binary, maskKey: nil, payloadLength: length)
+        return header
+    }
 
     /// Appends a frame header for `payloadLength` bytes to `buffer`.
     static func writeHeader(
@@ -165,7 +180,31 @@ enum FrameEncoder {
     }
 }
 
+extension WebSocketMaskingKey {
+    /// The key whose four bytes, read from the wire in order, make `value` (big-endian). NIO's public initializer
+    /// takes a generic collection and allocates; this goes through its inlinable `random(using:)` with a generator
+    /// that yields exactly these bits, which builds the key from the integer directly.
+    static func wire(_ value: UInt32) -> WebSocketMaskingKey {
+        var bits = WireBits(value: value)
+        return .random(using: &bits)
+    }
+
+    private struct WireBits: RandomNumberGenerator {
+        let value: UInt32
+        mutating func next() -> UInt64 { UInt64(self.value) }
+    }
+}
+
 extension ByteBuffer {
+    /// Unmasks the readable bytes in place without copy-on-write. Only for a frame payload just cut out of the
+    /// receive buffer: those bytes are seen by nothing else (NIO does not read or reuse a receive buffer that is
+    /// still referenced), so writing them where they are saves a copy and an allocation per message.
+    mutating func unmaskReceivedPayload(key: WebSocketMaskingKey) {
+        self.withUnsafeReadableBytes { bytes in
+            UnsafeMutableRawBufferPointer(mutating: bytes).webSocketMask(key: key, keyOffset: 0)
+        }
+    }
+
     /// XORs the bytes from `index` to the writer index with a masking key (RFC 6455 §5.3), in place.
     mutating func webSocketMaskPayload(from index: Int, key: WebSocketMaskingKey, keyOffset: Int = 0) {
         let length = self.writerIndex - index

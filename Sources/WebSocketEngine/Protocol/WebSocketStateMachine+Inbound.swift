@@ -65,6 +65,9 @@ extension WebSocketStateMachine {
                     }
                     continue
                 }
+                if header.opcode != 0, header.fin, !header.rsv1, self.inbound.readableBytes >= header.headerLength + length {
+                    return self.wholeFrameMessage(header, length: length)
+                }
                 self.inbound.moveReaderIndex(forwardBy: header.headerLength)
                 if header.opcode != 0 {
                     let capacity = header.rsv1 ? 0 : (header.fin ? length : min(length, self.configuration.maxMessageSize))
@@ -190,6 +193,23 @@ extension WebSocketStateMachine {
             return .message(.text(String(buffer: message.payload)))
         }
         return .message(.binary(message.payload))
+    }
+
+    /// A whole unfragmented, uncompressed data frame that is already in the receive buffer: its payload is a
+    /// slice of that buffer, unmasked in place (no copy, no allocation for binary messages).
+    private mutating func wholeFrameMessage(_ header: FrameHeader, length: Int) -> InboundAction {
+        self.inbound.moveReaderIndex(forwardBy: header.headerLength)
+        var payload = self.inbound.readSlice(length: length)!
+        if let key = header.maskKey { payload.unmaskReceivedPayload(key: key) }
+        guard header.opcode == 1 else { return .message(.binary(payload)) }
+        var validator = UTF8Validator()
+        guard payload.withUnsafeReadableBytes({ validator.validate($0) }) else {
+            return self.failAction(.invalidFramePayloadData, "text message is not valid UTF-8")
+        }
+        guard validator.isAtBoundary else {
+            return self.failAction(.invalidFramePayloadData, "text message ends inside a UTF-8 sequence")
+        }
+        return .message(.text(String(buffer: payload)))
     }
 
     private mutating func validateText(from index: Int) -> (WebSocketCloseCode, String)? {

@@ -233,6 +233,25 @@ struct WebSocketStateMachine {
         }
     }
 
+    /// A frame ready for the wire: one buffer, or a header and the payload buffer as it is (written together, the
+    /// payload is not copied).
+    enum EncodedFrame {
+        case whole(ByteBuffer)
+        case split(header: ByteBuffer, payload: ByteBuffer)
+    }
+
+    /// Encodes a whole message like ``encode(_:now:)``, except that an uncompressed binary message from a server
+    /// keeps its payload buffer: only the header is new, and for payloads under 126 bytes it is a shared constant.
+    mutating func encodeParts(_ message: WebSocketMessage, now: NIODeadline) throws(WebSocketError) -> EncodedFrame {
+        guard case .binary(let payload) = message, self.configuration.role == .server,
+            !(self.compression?.shouldCompress(size: payload.readableBytes) ?? false)
+        else { return .whole(try self.encode(message, now: now)) }
+        try self.checkCanSendData()
+        guard self.outboundFragment == nil else { throw .fragmentedSendInProgress }
+        self.lastActivity = now
+        return .split(header: FrameEncoder.serverBinaryHeader(length: payload.readableBytes, allocator: self.allocator), payload: payload)
+    }
+
     /// Encodes a message prepared for many connections, reusing the frame other connections already encoded
     /// whenever the bytes on the wire would be the same (see ``WebSocketPreparedMessage``).
     mutating func encode(_ prepared: WebSocketPreparedMessage, now: NIODeadline) throws(WebSocketError) -> ByteBuffer {
