@@ -178,9 +178,9 @@ struct Report: Encodable {
     var errorKinds: [String: Int]
     var generatorCPUPercent: Double?
     var generatorThreads: Int?
-    var rssBeforeKiB: Int?
-    var rssAfterKiB: Int?
-    var rssAfterCloseKiB: Int?
+    var rssBeforeKib: Int?
+    var rssAfterKib: Int?
+    var rssAfterCloseKib: Int?
     var bytesPerConnection: Double?
     var lastReceivedMillisMedian: Double?
     var lastReceivedMillisMax: Double?

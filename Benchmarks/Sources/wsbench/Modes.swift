@@ -200,9 +200,9 @@ struct Hold: AsyncParsableCommand {
         report.errors = report.errorKinds.values.reduce(0, +)
         report.connections = connections.count
         report.seconds = self.holdSeconds
-        report.rssBeforeKiB = before / 1024
-        report.rssAfterKiB = after / 1024
-        report.rssAfterCloseKiB = afterClose / 1024
+        report.rssBeforeKib = before / 1024
+        report.rssAfterKib = after / 1024
+        report.rssAfterCloseKib = afterClose / 1024
         report.bytesPerConnection = (Double(after - before) / Double(max(1, connections.count))).rounded()
         report.generatorThreads = self.target.threads
         report.emit(json: self.target.json)
