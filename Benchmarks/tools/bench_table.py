@@ -50,6 +50,11 @@ SCENARIOS = [
 ]
 
 
+# The metrics a ratio is given for, in this order, when the scenario has them.
+RATIO_KEYS = ["messages_per_second", "handshakes_per_second", "p99_micros", "bytes_per_connection",
+              "allocations_per_message"]
+
+
 def fmt(value):
     if value is None:
         return "—"
@@ -94,7 +99,7 @@ def main(path):
                 ratio = "—"
             else:
                 parts = []
-                for key, _ in metrics[:2]:
+                for key in RATIO_KEYS:
                     if key in medians and key in ours_medians and medians[key]:
                         parts.append(f"{ours_medians[key] / medians[key]:.2f}×")
                 ratio = " / ".join(parts) if parts else "—"
@@ -103,8 +108,9 @@ def main(path):
             out.append(f"| {server} | " + " | ".join(cells) + f" | {ratio} | "
                        + (fmt(statistics.median(cpu)) if cpu else "—") + f" | {errors} |")
         out.append("")
-    out.append("Ratios are ours/peer of the medians, for the first two columns in order (rates: above 1 is better; "
-               "latencies, memory and allocations: below 1 is better). Generator CPU is user+system time of wsbench "
+    out.append("Ratios are ours/peer of the medians: rate (messages/s or handshakes/s) / p99 latency, or bytes per "
+               "connection, or allocations per message (rates: above 1 is better; latencies, memory and allocations: "
+               "below 1 is better). Generator CPU is user+system time of wsbench "
                "over the measured wall time (100 % = one core).")
     print("\n".join(out))
 
