@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -13,7 +14,7 @@ import Glibc
 struct WSBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wsbench", abstract: "Measure a WebSocket server on loopback.",
-        subcommands: [Broadcast.self, Hold.self])
+        subcommands: [Echo.self, Hold.self, Connect.self, Broadcast.self])
 }
 
 /// Options every mode shares.
@@ -22,6 +23,9 @@ struct Target: ParsableArguments {
     @Option(help: "Server port.") var port = 9300
     @Option(help: "Source addresses to spread connections over.") var sources = "127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4"
     @Option(help: "Connections opened at once while connecting.") var connectConcurrency = 64
+    @Option(help: "Event-loop threads of the generator.") var threads = 1
+    @Option(help: "A name for the server, copied into the report.") var label: String?
+    @Flag(help: "Print one JSON line (for scripts/bench.sh) instead of indented JSON.") var json = false
 
     func url(_ path: String) -> String { "ws://\(self.host):\(self.port)\(path)" }
 
@@ -47,21 +51,6 @@ struct Target: ParsableArguments {
         }
         return sockets
     }
-}
-
-/// Resident memory of a process, from /proc.
-func residentBytes(pid: Int32) -> Int? {
-    guard let file = fopen("/proc/\(pid)/status", "r") else { return nil }
-    defer { fclose(file) }
-    var line = [CChar](repeating: 0, count: 256)
-    while fgets(&line, 256, file) != nil {
-        let text = String(cString: line)
-        if text.hasPrefix("VmRSS:") {
-            let digits = text.filter(\.isNumber)
-            return Int(digits).map { $0 * 1024 }
-        }
-    }
-    return nil
 }
 
 func milliseconds(_ amount: TimeAmount) -> String {
@@ -130,6 +119,7 @@ struct Broadcast: AsyncParsableCommand {
             var serverTimes: [TimeAmount] = []
             let payload = String(repeating: "x", count: self.size)
             let started = NIODeadline.now()
+            let cpuStart = processCPUNanos()
             for _ in 0..<self.messages {
                 round.reset()
                 let sent = NIODeadline.now()
@@ -141,12 +131,24 @@ struct Broadcast: AsyncParsableCommand {
             }
             let elapsed = NIODeadline.now() - started
             let sorted = latencies.sorted()
-            print("broadcast: \(self.subscribers) subscribers, \(self.messages) messages of \(self.size) B")
-            print("  time until the last subscriber had it: median \(milliseconds(sorted[sorted.count / 2])), min \(milliseconds(sorted.first!)), max \(milliseconds(sorted.last!))")
             let server = serverTimes.sorted()
-            print("  publisher's report of the broadcast call (upper bound of the server's share): median \(milliseconds(server[server.count / 2]))")
-            let deliveries = Int(Double(self.subscribers * self.messages) / (Double(elapsed.nanoseconds) / 1e9))
-            print("  deliveries per second (one broadcast at a time): \(deliveries)")
+            let deliveries = Double(sockets.count * self.messages) / (Double(elapsed.nanoseconds) / 1e9)
+            if !self.target.json {
+                print("broadcast: \(sockets.count) subscribers, \(self.messages) messages of \(self.size) B")
+                print("  time until the last subscriber had it: median \(milliseconds(sorted[sorted.count / 2])), min \(milliseconds(sorted.first!)), max \(milliseconds(sorted.last!))")
+                print("  publisher's report of the broadcast call (upper bound of the server's share): median \(milliseconds(server[server.count / 2]))")
+            }
+            var errors: [String: Int] = [:]
+            if sockets.count < self.subscribers { errors["subscriber failed to connect"] = self.subscribers - sockets.count }
+            var report = Report(mode: "broadcast", label: self.target.label, errors: errors)
+            report.connections = sockets.count
+            report.size = self.size
+            report.messages = self.messages
+            report.lastReceivedMillisMedian = Double(sorted[sorted.count / 2].nanoseconds) / 1e6
+            report.lastReceivedMillisMax = Double(sorted.last!.nanoseconds) / 1e6
+            report.deliveriesPerSecond = deliveries.rounded()
+            report.generatorCPUPercent = (Double(processCPUNanos() - cpuStart) / Double(elapsed.nanoseconds) * 1000).rounded() / 10
+            report.emit(json: self.target.json)
             for socket in sockets { socket.startClose() }
             try await publisher.close()
             try await group.waitForAll()
@@ -154,22 +156,3 @@ struct Broadcast: AsyncParsableCommand {
     }
 }
 
-struct Hold: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Open N idle connections, report the server's resident memory per connection.")
-
-    @OptionGroup var target: Target
-    @Option(help: "Connections to hold.") var connections = 10_000
-    @Option(help: "The server's process id (to read its resident memory).") var serverPid: Int32
-    @Option(help: "Path to connect to.") var path = "/feed"
-
-    func run() async throws {
-        let before = residentBytes(pid: self.serverPid) ?? 0
-        let sockets = try await self.target.open(self.connections, path: self.path)
-        // Let the server finish its per-connection work before reading its memory.
-        try await Task.sleep(for: .seconds(2))
-        let after = residentBytes(pid: self.serverPid) ?? 0
-        print("hold: \(sockets.count) idle connections")
-        print("  server RSS before \(before / 1024) KiB, after \(after / 1024) KiB: \((after - before) / max(1, sockets.count)) bytes per connection")
-        for socket in sockets { socket.startClose() }
-    }
-}
