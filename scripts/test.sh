@@ -6,8 +6,11 @@
 #   4. runs schemathesis against the live daemon's management API and its OpenAPI document
 #      (scripts/api-conformance.sh),
 #   5. runs Autobahn|TestSuite against our server and our client, side by side (scripts/autobahn.sh);
-#      any case that is not OK or INFORMATIONAL fails the run.
-# Set AUTOBAHN=skip or SCHEMATHESIS=skip to leave out those steps while iterating (CI never does).
+#      any case that is not OK or INFORMATIONAL fails the run,
+#   6. runs a seconds-long smoke of the benchmark harness (scripts/bench-smoke.sh: every wsbench mode against
+#      our servers, no timing asserted), so that the instruments of BENCHMARKS.md keep working.
+# Set AUTOBAHN=skip, SCHEMATHESIS=skip or BENCH_SMOKE=skip to leave out those steps while iterating (CI never
+# does).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -72,16 +75,31 @@ PY
     [ "$ab_rc" -eq 0 ] || [ "$ab_failed" -gt 0 ] || ab_failed=1
 fi
 
+bs_rc=0 bs_passed=0 bs_failed=0
+if [ "${BENCH_SMOKE:-run}" != skip ]; then
+    log "benchmark harness smoke (scripts/bench-smoke.sh)"
+    bs_log=$(mktemp)
+    set +e
+    scripts/bench-smoke.sh 2>&1 | tee "$bs_log"
+    bs_rc=${PIPESTATUS[0]}
+    set -e
+    read -r bs_passed bs_failed < <(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$bs_log" | tail -1)
+    rm -f "$bs_log"
+    bs_passed=${bs_passed:-0} bs_failed=${bs_failed:-0}
+    [ "$bs_rc" -eq 0 ] || [ "$bs_failed" -gt 0 ] || bs_failed=1
+fi
+
 log "summary"
 echo "swift test: ${tests_total:-0} tests, exit status $test_rc"
 [ "${SCHEMATHESIS:-run}" = skip ] || echo "schemathesis: ${st_cases:-0} generated cases, exit status $st_rc"
 [ "${AUTOBAHN:-run}" = skip ] || echo "autobahn: $ab_passed cases passed, $ab_failed failed (server and client suites)"
+[ "${BENCH_SMOKE:-run}" = skip ] || echo "benchmark smoke: $bs_passed runs passed, $bs_failed failed, exit status $bs_rc"
 st_passed=0 st_failed=0
 if [ "${SCHEMATHESIS:-run}" != skip ]; then
     if [ "$st_rc" -eq 0 ]; then st_passed=1; else st_failed=1; fi
 fi
-passed=$(( ${tests_total:-0} - tests_failed + ab_passed + st_passed ))
-failed=$(( tests_failed + ab_failed + st_failed ))
+passed=$(( ${tests_total:-0} - tests_failed + ab_passed + st_passed + bs_passed ))
+failed=$(( tests_failed + ab_failed + st_failed + bs_failed ))
 [ "$test_rc" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
 echo "$passed passed, $failed failed"
-[ "$test_rc" -eq 0 ] && [ "$ab_rc" -eq 0 ] && [ "$st_rc" -eq 0 ]
+[ "$test_rc" -eq 0 ] && [ "$ab_rc" -eq 0 ] && [ "$st_rc" -eq 0 ] && [ "$bs_rc" -eq 0 ]

@@ -51,7 +51,8 @@ public struct GroupInfo: Sendable, Hashable, Codable {
 final class ConnectionRegistry: Sendable {
     private static let shardCount = 16
     private let shards: [NIOLockedValueBox<[SocketID: GatewayConnection]>]
-    private let groups = NIOLockedValueBox<[String: Set<SocketID>]>([:])
+    /// The members of each group, by id: a group broadcast reads them without touching the shards.
+    private let groups = NIOLockedValueBox<[String: [SocketID: GatewayConnection]]>([:])
 
     init() {
         self.shards = (0..<Self.shardCount).map { _ in NIOLockedValueBox([:]) }
@@ -78,7 +79,7 @@ final class ConnectionRegistry: Sendable {
             }
             let memberOf = connection.groups
             for group in memberOf {
-                groups[group]?.remove(connection.id)
+                groups[group]?[connection.id] = nil
                 if groups[group]?.isEmpty == true { groups[group] = nil }
             }
         }
@@ -95,10 +96,16 @@ final class ConnectionRegistry: Sendable {
     /// The connections a filter selects; a group filter starts from the group index instead of a full scan.
     func select(_ filter: ConnectionFilter) -> [GatewayConnection] {
         if let groups = filter.groups, !groups.isEmpty {
-            let ids = self.groups.withLockedValue { index in
-                groups.reduce(into: Set<SocketID>()) { $0.formUnion(index[$1] ?? []) }
+            let members: [GatewayConnection] = self.groups.withLockedValue { index in
+                if groups.count == 1 { return index[groups[0]].map { Array($0.values) } ?? [] }
+                var union: [SocketID: GatewayConnection] = [:]
+                for group in groups { union.merge(index[group] ?? [:]) { first, _ in first } }
+                return Array(union.values)
             }
-            return ids.compactMap { self.connection($0) }.filter(filter.matches)
+            // Membership is what the index says; only the other fields are left to check.
+            var rest = filter
+            rest.groups = nil
+            return rest == ConnectionFilter() ? members : members.filter(rest.matches)
         }
         return self.shards.flatMap { shard in shard.withLockedValue { Array($0.values) } }.filter(filter.matches)
     }
@@ -109,7 +116,7 @@ final class ConnectionRegistry: Sendable {
         self.groups.withLockedValue { groups in
             // A connection removed meanwhile must not come back into the index.
             guard self.connection(connection.id) === connection, connection.insertGroup(group) else { return false }
-            groups[group, default: []].insert(connection.id)
+            groups[group, default: [:]][connection.id] = connection
             return true
         }
     }
@@ -119,7 +126,7 @@ final class ConnectionRegistry: Sendable {
     func unsubscribe(_ connection: GatewayConnection, from group: String) -> Bool {
         self.groups.withLockedValue { groups in
             guard connection.removeGroup(group) else { return false }
-            groups[group]?.remove(connection.id)
+            groups[group]?[connection.id] = nil
             if groups[group]?.isEmpty == true { groups[group] = nil }
             return true
         }

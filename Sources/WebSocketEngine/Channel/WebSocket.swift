@@ -140,7 +140,16 @@ public final class WebSocket: Sendable {
 
     /// Every event of the connection in order, ending with ``WebSocketEvent/close(_:)``. Iterate it once.
     public var events: WebSocketEvents {
-        WebSocketEvents(base: self.sequence, consumer: self.consumer, onBarrier: self.barrierReached)
+        WebSocketEvents(base: self.sequence, consumer: self.consumer, onBarrier: self.barrierReached, onWait: self.readerWillWait)
+    }
+
+    /// The reader is about to wait: when it runs on the connection's event loop, flush what it wrote.
+    private var readerWillWait: @Sendable (Int) -> Void {
+        let handler = self.handler
+        let eventLoop = self.eventLoop
+        return { taken in
+            if eventLoop.inEventLoop { handler.value.readerWillWait(taken: taken) }
+        }
     }
 
     /// The application took a close or error event: a close waiting for it may go out now.
@@ -331,9 +340,10 @@ public struct WebSocketEvents: AsyncSequence, Sendable {
     let base: WebSocketChannelHandler.Producer
     let consumer: NIOLockedValueBox<ConsumerState>
     let onBarrier: @Sendable () -> Void
+    let onWait: @Sendable (Int) -> Void
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: self.base.makeAsyncIterator(), consumer: self.consumer, onBarrier: self.onBarrier)
+        AsyncIterator(base: self.base.makeAsyncIterator(), consumer: self.consumer, onBarrier: self.onBarrier, onWait: self.onWait)
     }
 
     /// Iterates the events; taking a close or error event lets a pending close go out.
@@ -341,9 +351,14 @@ public struct WebSocketEvents: AsyncSequence, Sendable {
         var base: WebSocketChannelHandler.Producer.AsyncIterator
         let consumer: NIOLockedValueBox<ConsumerState>
         let onBarrier: @Sendable () -> Void
+        let onWait: @Sendable (Int) -> Void
 
         public mutating func next() async -> WebSocketEvent? {
-            self.consumer.withLockedValue { $0.waiting = true }
+            let taken = self.consumer.withLockedValue {
+                $0.waiting = true
+                return $0.taken
+            }
+            self.onWait(taken)
             let event = await self.base.next()
             self.consumer.withLockedValue {
                 $0.waiting = false
