@@ -5,7 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOWebSocket
-import WebSocketEngine
+@_spi(Benchmarks) import WebSocketEngine
 
 #if canImport(Glibc)
 import Glibc
@@ -15,11 +15,9 @@ import Glibc
 //   cd Benchmarks && swift package benchmark --target EngineBenchmarks
 // Each benchmark does `scaledIterations` operations per sample, so time and allocations are per operation.
 //
-// The engine's own frame header parser (`FrameHeader.peek`), frame encoder (`FrameEncoder`) and masking loop
-// (`ByteBuffer.webSocketMask`) are internal to WebSocketEngine. Frame encoding is measured through the public
-// `WebSocketPreparedMessage` (which runs `FrameEncoder.encode` once); unmasking is measured on SwiftNIO's public
-// `webSocketUnmask` as a reference point (and says so in its name); frame parsing has no public entry point (NIO's
-// `WebSocketFrameDecoder` needs a channel context) and is not measured here: it is part of every echo figure.
+// The engine's own frame parser (the state machine, as a server parses client frames), frame encoder and masking
+// loop are internal; `EngineBenchmarkHooks` (`@_spi(Benchmarks)`) reaches them. SwiftNIO's public unmasking is kept
+// as a reference point.
 
 /// Deterministic JSON-like text, as the load generator sends.
 func jsonText(_ size: Int) -> String {
@@ -106,7 +104,35 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    // Unmasking (reference: SwiftNIO's public implementation; the engine's own is internal).
+    // The engine's frame parser (header, unmasking in place, UTF-8 for text) over 100 masked client frames, and its
+    // server frame encoder.
+    for size in [64, 16_384] {
+        var frames = ByteBuffer()
+        for _ in 0..<100 {
+            var frame = EngineBenchmarkHooks.encodeClientFrame(ByteBuffer(repeating: 0x42, count: size))
+            frames.writeBuffer(&frame)
+        }
+        Benchmark("frame parse 100 × \(size) B binary (engine)", configuration: large) { benchmark in
+            for _ in benchmark.scaledIterations {
+                blackHole(EngineBenchmarkHooks.parseAsServer(frames))
+            }
+        }
+        let payload = ByteBuffer(repeating: 0x42, count: size)
+        Benchmark("frame encode \(size) B binary (engine)", configuration: size < 1000 ? small : large) { benchmark in
+            for _ in benchmark.scaledIterations {
+                blackHole(EngineBenchmarkHooks.encodeServerFrame(payload))
+            }
+        }
+        var masked = ByteBuffer(repeating: 0xA5, count: size)
+        Benchmark("unmask \(size) B (engine)", configuration: size < 1000 ? small : large) { benchmark in
+            for _ in benchmark.scaledIterations {
+                EngineBenchmarkHooks.unmask(&masked)
+                blackHole(masked.readableBytes)
+            }
+        }
+    }
+
+    // Unmasking (reference: SwiftNIO's public implementation).
     for size in [64, 16_384] {
         var buffer = ByteBuffer(repeating: 0xA5, count: size)
         let key = WebSocketMaskingKey([0x37, 0xFA, 0x21, 0x3D])!
