@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import GatewayCore
 import Logging
 import NIOCore
@@ -44,7 +45,7 @@ struct OutboundFactory: Sendable {
             handler = ForwardHandler(group: section.handler.group ?? "")
         case .webhook:
             guard bridge == nil else { throw Self.bridged(key, section) }
-            let webhookHost = section.handler.webhook.flatMap { URLHost.of($0.url) } ?? ""
+            let webhookHost = section.handler.webhook.flatMap { URL(string: $0.url)?.host } ?? ""
             guard self.defaults.allows(host: webhookHost) else {
                 throw ConfigError(key: "\(key).handler.webhook.url", value: "host '\(webhookHost)'", expected: "one of outbound_defaults.allowed_hosts")
             }
@@ -90,15 +91,3 @@ struct OutboundFactory: Sendable {
     }
 }
 
-/// The host of an http(s) URL.
-enum URLHost {
-    static func of(_ url: String) -> String? {
-        guard let scheme = url.range(of: "://") else { return nil }
-        var authority = url[scheme.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
-        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
-        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
-            return String(authority[authority.index(after: authority.startIndex)..<close])
-        }
-        return String(authority.prefix { $0 != ":" })
-    }
-}

@@ -148,13 +148,12 @@ struct OutboundTests {
             try await upstream.stop()
             _ = try await events.next("disconnected") { if case .disconnected = $0 { true } else { false } }
             let queued = Task { try await gateway.send("flaky", .text("one")) }
+            let flaky = try gateway.connection("flaky")
             try await within(5, "the first message to be queued") {
-                while true {
-                    let probe = await gateway.broadcast(.text("two"), to: ConnectionFilter(groups: ["g"]))
-                    if probe.delivered == 1 { return }
-                    try await Task.sleep(for: .milliseconds(5))
-                }
+                while flaky.queuedMessages < 1 { try await Task.sleep(for: .milliseconds(5)) }
             }
+            let second = await gateway.broadcast(.text("two"), to: ConnectionFilter(groups: ["g"]))
+            #expect(second.delivered == 1 && second.failures.isEmpty && flaky.queuedMessages == 2)
             let third = await gateway.broadcast(.text("three"), to: ConnectionFilter(groups: ["g"]))
             #expect(third.delivered == 0 && third.failures.first?.error.contains("queue is full (2 messages)") == true)
             await #expect(throws: GatewayError.reconnectQueueFull("flaky", limit: 2)) { try await gateway.send("flaky", .text("four")) }

@@ -74,6 +74,14 @@ public struct MessageCodec: Sendable, Hashable {
         return .success(isText ? .text(String(decoding: bytes, as: UTF8.self)) : .binary(ByteBuffer(bytes: bytes)))
     }
 
+    /// The value of a top-level field of a JSON object, as text (strings as they are, numbers and booleans in
+    /// their JSON form); `nil` when the bytes are not a JSON object or lack the field.
+    static func jsonField(_ name: String, in bytes: [UInt8]) -> String? {
+        let decoder = JSONDecoder()
+        decoder.userInfo[FieldProbe.fieldKey] = name
+        return (try? decoder.decode(FieldProbe.self, from: Data(bytes)))?.value
+    }
+
     /// Why `bytes` are not one JSON value, or `nil` when they are.
     static func jsonProblem(_ bytes: [UInt8]) -> String? {
         do {
@@ -120,6 +128,27 @@ private struct AnyKey: CodingKey {
     var intValue: Int? { nil }
     init(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
+}
+
+/// Reads one top-level field of a JSON object (named in the decoder's user info).
+private struct FieldProbe: Decodable {
+    static let fieldKey = CodingUserInfoKey(rawValue: "wsgate.field")!
+    var value: String?
+
+    init(from decoder: any Decoder) throws {
+        guard let name = decoder.userInfo[Self.fieldKey] as? String else { return }
+        let object = try decoder.container(keyedBy: AnyKey.self)
+        let key = AnyKey(stringValue: name)
+        if let text = try? object.decode(String.self, forKey: key) {
+            self.value = text
+        } else if let number = try? object.decode(Int64.self, forKey: key) {
+            self.value = String(number)
+        } else if let number = try? object.decode(Double.self, forKey: key) {
+            self.value = String(number)
+        } else if let flag = try? object.decode(Bool.self, forKey: key) {
+            self.value = String(flag)
+        }
+    }
 }
 
 /// The incoming side of a ``MessageCodec`` for one connection: keeps the partial line of the `lines` processor.

@@ -1,4 +1,5 @@
 import DequeModule
+import FoundationEssentials
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -198,9 +199,18 @@ public final class BridgeFlow: Sendable {
         }
     }
 
+    /// An error reply to a request: `{"error": kind, "message": …, "upstream": id}`.
+    private struct ErrorReply: Encodable {
+        var error: String
+        var message: String
+        var upstream: String
+    }
+
     private func answer(_ origin: SocketID, _ error: String, _ message: String, _ gateway: Gateway) async {
-        let text = #"{"error":"\#(error)","message":\#(Self.jsonString(message)),"upstream":\#(Self.jsonString(self.outbound))}"#
-        try? await gateway.send(origin.rawValue, .text(text))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        guard let data = try? encoder.encode(ErrorReply(error: error, message: message, upstream: self.outbound)) else { return }
+        try? await gateway.send(origin.rawValue, .text(String(decoding: data, as: UTF8.self)))
     }
 
     private static func bytes(_ message: WebSocketMessage) -> [UInt8] {
@@ -208,23 +218,5 @@ public final class BridgeFlow: Sendable {
         case .text(let text): return Array(text.utf8)
         case .binary(let data): return Array(data.readableBytesView)
         }
-    }
-
-    static func jsonString(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
     }
 }

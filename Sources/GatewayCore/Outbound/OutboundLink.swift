@@ -63,6 +63,9 @@ final class OutboundLink: Sendable {
     /// Whether sends go straight to the socket (connected, nothing queued ahead).
     var isConnected: Bool { self.state.withLockedValue { $0.phase == .open && !$0.flushing && !$0.stopped } }
 
+    /// Messages waiting for a connection.
+    var queuedCount: Int { self.state.withLockedValue { $0.queue.count } }
+
     /// Whether the socket was closed deliberately (or gave up): no more attempts.
     var isStopped: Bool { self.state.withLockedValue { $0.stopped } }
 

@@ -132,6 +132,9 @@ public final class GatewayConnection: Sendable {
         return self.inboundSocket?.isOpen ?? false
     }
 
+    /// Messages waiting for an outbound socket's (re)connection, in its queue; 0 for inbound connections.
+    public var queuedMessages: Int { self.link?.queuedCount ?? 0 }
+
     /// Whether the connection is closing or closed for good (an outbound socket that reconnects is not).
     public var isClosing: Bool { self.closing.load(ordering: .relaxed) || (self.link?.isStopped ?? false) }
 
