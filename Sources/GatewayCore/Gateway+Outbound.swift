@@ -32,7 +32,7 @@ extension Gateway {
         let connection = GatewayConnection(
             id: id, type: .outbound, socket: nil, link: link, route: "", uri: url,
             path: queryStart.map { String(requestTarget[..<$0]) } ?? requestTarget,
-            headers: GatewayConnection.flatten(client.headers), parameters: socket.pathParameters,
+            headers: client.headers, parameters: socket.pathParameters,
             queryString: queryStart.map { String(requestTarget[requestTarget.index(after: $0)...]) } ?? "",
             clientCertificate: nil, attributes: socket.attributes, maxMessageSize: client.connection.maxMessageSize,
             slowConsumer: self.configuration.slowConsumer, codec: socket.codec, metrics: self.outboundMetrics)

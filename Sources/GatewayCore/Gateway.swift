@@ -206,7 +206,7 @@ public final class Gateway: Service, Sendable {
     private func register(_ socket: WebSocket, setup: ConnectionSetup) -> GatewayConnection? {
         let connection = GatewayConnection(
             id: setup.id, type: .inbound, socket: socket, route: setup.route, uri: setup.uri, path: setup.path,
-            headers: GatewayConnection.flatten(socket.request.headers),
+            headers: socket.request.headers,
             parameters: setup.parameters, queryString: setup.queryString, clientCertificate: setup.clientCertificate,
             attributes: setup.attributes, maxMessageSize: setup.maxMessageSize, slowConsumer: self.configuration.slowConsumer,
             codec: setup.codec, metrics: self.metrics[setup.route] ?? RouteMetrics(route: setup.route))
@@ -231,7 +231,13 @@ public final class Gateway: Service, Sendable {
         await handler.serve(GatewayContext(connection: connection, gateway: self), events: events)
         // A handler that returns early ends its connection.
         if !connection.isClosing || (connection.socket?.isOpen ?? false) { connection.startClose(code: .normalClosure) }
-        let info = await connection.socket?.closeInfo
+        self.unregister(connection, info: await connection.socket?.closeInfo)
+    }
+
+    /// Takes a closed connection out of the registry, counts and logs its close. Not inlined into `serve`, whose
+    /// frame lives as long as the connection.
+    @inline(never)
+    private func unregister(_ connection: GatewayConnection, info: WebSocketCloseInfo?) {
         self.registry.remove(connection)
         connection.metrics.closed(code: info?.code.rawValue ?? WebSocketCloseCode.abnormalClosure.rawValue)
         var metadata = connection.logMetadata

@@ -31,8 +31,24 @@ public struct GatewayEvents: AsyncSequence, Sendable {
             firstFailure: self.firstFailure)
     }
 
-    /// Produces the gateway's events from the engine's.
+    /// Produces the gateway's events from the engine's. Its state lives in one object: the iterator sits in the
+    /// frame of the connection's task for as long as the connection lives, so it is kept to one reference.
     public struct AsyncIterator: AsyncIteratorProtocol {
+        private let state: Iteration
+
+        init(connection: GatewayConnection, bucket: TokenBucket?, idleAction: IdleAction, clock: any GatewayClock, decoder: MessageDecoder?, firstFailure: String?) {
+            self.state = Iteration(
+                connection: connection, bucket: bucket, idleAction: idleAction, clock: clock, decoder: decoder,
+                firstFailure: firstFailure)
+        }
+
+        public mutating func next() async -> GatewayEvent? {
+            await self.state.next()
+        }
+    }
+
+    /// The iterator's state and logic.
+    final class Iteration {
         private enum Stage {
             case opening
             case session
@@ -65,14 +81,21 @@ public struct GatewayEvents: AsyncSequence, Sendable {
             self.firstFailure = firstFailure
         }
 
-        public mutating func next() async -> GatewayEvent? {
+        // The helpers of `next()` are kept out of it: its frame lives as long as the connection, theirs only while
+        // they run.
+        func next() async -> GatewayEvent? {
             while true {
                 if let kind = self.pending.popFirst() { return self.event(kind) }
                 switch self.stage {
                 case .opening:
                     self.open()
                 case .session:
-                    guard let event = await self.base?.next() else {
+                    // The engine's iterator is taken out while it waits (no access to this object spans the wait).
+                    var base = self.base
+                    self.base = nil
+                    let event = await base?.next()
+                    self.base = base
+                    guard let event else {
                         self.stage = .finished
                         continue
                     }
@@ -87,7 +110,8 @@ public struct GatewayEvents: AsyncSequence, Sendable {
             }
         }
 
-        private mutating func open() {
+        @inline(never)
+        private func open() {
             if self.connection.link != nil { self.pending.append(.connecting(attempt: 1)) }
             if let reason = self.firstFailure {
                 self.failedInARow = 1
@@ -102,7 +126,8 @@ public struct GatewayEvents: AsyncSequence, Sendable {
             }
         }
 
-        private mutating func handle(_ event: WebSocketEvent) {
+        @inline(never)
+        private func handle(_ event: WebSocketEvent) {
             switch event {
             case .text(let text):
                 self.deliver(bytes: text.utf8.count, text: text, binary: nil)
@@ -123,7 +148,7 @@ public struct GatewayEvents: AsyncSequence, Sendable {
         }
 
         /// The session ended: reconnect if the socket is outbound and its strategy allows, otherwise finish.
-        private mutating func lost(code: UInt16, reason: String) {
+        private func lost(code: UInt16, reason: String) {
             self.base = nil
             if let link = self.connection.link, !self.connection.isClosing, link.strategy.retries {
                 link.lost()
@@ -138,7 +163,8 @@ public struct GatewayEvents: AsyncSequence, Sendable {
             }
         }
 
-        private mutating func wait(retry: Int) async {
+        @inline(never)
+        private func wait(retry: Int) async {
             guard let link = self.connection.link else { return self.stage = .finished }
             guard let delay = link.strategy.delay(beforeRetry: retry) else {
                 link.stop(failing: .reconnectGaveUp(self.connection.id.rawValue, attempts: self.failedInARow))
@@ -160,7 +186,8 @@ public struct GatewayEvents: AsyncSequence, Sendable {
             self.stage = .attempting(retry: retry)
         }
 
-        private mutating func attempt(retry: Int) async {
+        @inline(never)
+        private func attempt(retry: Int) async {
             guard let link = self.connection.link else { return self.stage = .finished }
             switch await link.connect(attempt: self.attempts) {
             case .connected(let socket):
@@ -187,7 +214,7 @@ public struct GatewayEvents: AsyncSequence, Sendable {
         }
 
         /// Counts a message, applies the rate limit, then the codec.
-        private mutating func deliver(bytes: Int, text: String?, binary: ByteBuffer?) {
+        private func deliver(bytes: Int, text: String?, binary: ByteBuffer?) {
             switch self.admit(bytes: bytes) {
             case .closing: return
             case .dropped: return self.pending.append(.error("rate limit exceeded: message dropped"))
@@ -215,7 +242,7 @@ public struct GatewayEvents: AsyncSequence, Sendable {
         }
 
         /// Counts an inbound message and applies the rate limit.
-        private mutating func admit(bytes: Int) -> Admission {
+        private func admit(bytes: Int) -> Admission {
             self.connection.countInbound(bytes: bytes)
             guard var bucket = self.bucket else { return .admitted }
             defer { self.bucket = bucket }

@@ -38,21 +38,28 @@ public protocol GatewayHandler: Sendable {
 extension GatewayHandler {
     public func serve(_ context: GatewayContext, events: GatewayEvents) async {
         for await event in events {
-            switch event.kind {
-            case .open: await self.onOpen(context)
-            case .text(let text): await self.onText(context, text)
-            case .binary(let data): await self.onBinary(context, data)
-            case .ping(let payload): await self.onPing(context, payload)
-            case .pong(let payload): await self.onPong(context, payload)
-            case .idleTimeout: await self.onIdleTimeout(context)
-            case .error(let reason): await self.onError(context, reason)
-            case .close(let code, let reason): await self.onClose(context, code: code, reason: reason)
-            case .connecting(let attempt): await self.onConnecting(context, attempt: attempt)
-            case .connectFailed(let attempt, let reason): await self.onConnectFailed(context, attempt: attempt, reason: reason)
-            case .disconnected(let code, let reason): await self.onDisconnected(context, code: code, reason: reason)
-            case .reconnected(let attempt): await self.onReconnected(context, attempt: attempt)
-            case .gaveUp(let attempts, let reason): await self.onGaveUp(context, attempts: attempts, reason: reason)
-            }
+            await self.dispatch(event, context)
+        }
+    }
+
+    /// Calls the callback for one event. A function of its own so that the loop above, whose frame lives as
+    /// long as the connection, keeps only the iterator: the callbacks' locals are allocated only while they run.
+    @inline(never)
+    func dispatch(_ event: GatewayEvent, _ context: GatewayContext) async {
+        switch event.kind {
+        case .open: await self.onOpen(context)
+        case .text(let text): await self.onText(context, text)
+        case .binary(let data): await self.onBinary(context, data)
+        case .ping(let payload): await self.onPing(context, payload)
+        case .pong(let payload): await self.onPong(context, payload)
+        case .idleTimeout: await self.onIdleTimeout(context)
+        case .error(let reason): await self.onError(context, reason)
+        case .close(let code, let reason): await self.onClose(context, code: code, reason: reason)
+        case .connecting(let attempt): await self.onConnecting(context, attempt: attempt)
+        case .connectFailed(let attempt, let reason): await self.onConnectFailed(context, attempt: attempt, reason: reason)
+        case .disconnected(let code, let reason): await self.onDisconnected(context, code: code, reason: reason)
+        case .reconnected(let attempt): await self.onReconnected(context, attempt: attempt)
+        case .gaveUp(let attempts, let reason): await self.onGaveUp(context, attempts: attempts, reason: reason)
         }
     }
 

@@ -1,4 +1,3 @@
-import Atomics
 import FoundationEssentials
 import Logging
 import NIOConcurrencyHelpers
@@ -20,7 +19,8 @@ public final class GatewayConnection: Sendable {
     public let route: String
     let uri: String
     let path: String
-    let headers: [String: String]
+    /// The request's headers as received (shared with the socket's request, not copied).
+    private let requestHeaders: HTTPHeaders
     let parameters: [String: String]
     let queryString: String
     let clientCertificate: String?
@@ -34,18 +34,19 @@ public final class GatewayConnection: Sendable {
     let link: OutboundLink?
     private let inboundSocket: WebSocket?
 
+    /// Everything that changes, behind one lock (one allocation per connection instead of one per counter).
     private struct Mutable {
         var groups: Set<String>
         var attributes: [String: String]
+        var messagesIn = 0
+        var messagesOut = 0
+        var bytesIn = 0
+        var bytesOut = 0
+        var lastActiveAt: Int64
+        var closing = false
     }
 
     private let mutable: NIOLockedValueBox<Mutable>
-    private let messagesIn = ManagedAtomic<Int>(0)
-    private let messagesOut = ManagedAtomic<Int>(0)
-    private let bytesIn = ManagedAtomic<Int>(0)
-    private let bytesOut = ManagedAtomic<Int>(0)
-    private let lastActiveAt: ManagedAtomic<Int64>
-    private let closing = ManagedAtomic<Bool>(false)
 
     init(
         id: SocketID,
@@ -55,7 +56,7 @@ public final class GatewayConnection: Sendable {
         route: String,
         uri: String,
         path: String,
-        headers: [String: String],
+        headers: HTTPHeaders,
         parameters: [String: String],
         queryString: String,
         clientCertificate: String?,
@@ -73,21 +74,23 @@ public final class GatewayConnection: Sendable {
         self.route = route
         self.uri = uri
         self.path = path
-        self.headers = headers
+        self.requestHeaders = headers
         self.parameters = parameters
         self.queryString = queryString
         self.clientCertificate = clientCertificate
         let now = Self.epochMilliseconds()
         self.connectedAt = now
-        self.lastActiveAt = ManagedAtomic(now)
         self.maxMessageSize = maxMessageSize
         self.slowConsumer = slowConsumer
         self.codec = codec
-        self.mutable = NIOLockedValueBox(Mutable(groups: [], attributes: attributes))
+        self.mutable = NIOLockedValueBox(Mutable(groups: [], attributes: attributes, lastActiveAt: now))
     }
 
     /// The WebSocket: for an outbound socket the current (or last) connection, `nil` before its first one.
     public var socket: WebSocket? { self.link?.socket ?? self.inboundSocket }
+
+    /// The request's headers as a map of lowercased names (made when asked for, not kept per connection).
+    var headers: [String: String] { Self.flatten(self.requestHeaders) }
 
     /// Headers as a map of lowercased names; repeated headers are joined with ", ".
     static func flatten(_ headers: HTTPHeaders) -> [String: String] {
@@ -127,7 +130,7 @@ public final class GatewayConnection: Sendable {
 
     /// Whether the connection is open (not closing or closed; for an outbound socket, connected right now).
     public var isOpen: Bool {
-        guard !self.closing.load(ordering: .relaxed) else { return false }
+        guard !self.mutable.withLockedValue({ $0.closing }) else { return false }
         if let link = self.link { return link.isConnected && (link.socket?.isOpen ?? false) }
         return self.inboundSocket?.isOpen ?? false
     }
@@ -136,15 +139,15 @@ public final class GatewayConnection: Sendable {
     public var queuedMessages: Int { self.link?.queuedCount ?? 0 }
 
     /// Whether the connection is closing or closed for good (an outbound socket that reconnects is not).
-    public var isClosing: Bool { self.closing.load(ordering: .relaxed) || (self.link?.isStopped ?? false) }
+    public var isClosing: Bool { self.mutable.withLockedValue { $0.closing } || (self.link?.isStopped ?? false) }
 
     func markClosing() {
-        self.closing.store(true, ordering: .relaxed)
+        self.mutable.withLockedValue { $0.closing = true }
     }
 
     /// The state shown in `info`: `open`, `closing`, or for an outbound socket `connecting` / `reconnecting`.
     var state: String {
-        if self.closing.load(ordering: .relaxed) { return "closing" }
+        if self.mutable.withLockedValue({ $0.closing }) { return "closing" }
         if let link = self.link {
             switch link.phase {
             case .open: return (link.socket?.isOpen ?? false) ? "open" : "reconnecting"
@@ -180,10 +183,10 @@ public final class GatewayConnection: Sendable {
             subprotocol: socket?.subprotocol, secure: socket?.isSecure ?? self.uri.lowercased().hasPrefix("wss:"),
             remoteAddress: socket?.remoteAddress.map(Self.describe), localAddress: socket?.localAddress.map(Self.describe),
             clientCertificate: self.clientCertificate, groups: mutable.groups.sorted(), attributes: mutable.attributes,
-            connectedAt: self.connectedAt, lastActiveAt: self.lastActiveAt.load(ordering: .relaxed),
+            connectedAt: self.connectedAt, lastActiveAt: mutable.lastActiveAt,
             state: self.state,
-            messagesIn: self.messagesIn.load(ordering: .relaxed), messagesOut: self.messagesOut.load(ordering: .relaxed),
-            bytesIn: self.bytesIn.load(ordering: .relaxed), bytesOut: self.bytesOut.load(ordering: .relaxed))
+            messagesIn: mutable.messagesIn, messagesOut: mutable.messagesOut,
+            bytesIn: mutable.bytesIn, bytesOut: mutable.bytesOut)
     }
 
     static func describe(_ address: SocketAddress) -> String {
@@ -194,9 +197,12 @@ public final class GatewayConnection: Sendable {
     func countInbound(bytes: Int) {
         self.metrics.messagesIn.increment()
         self.metrics.bytesIn.increment(by: bytes)
-        self.messagesIn.wrappingIncrement(ordering: .relaxed)
-        self.bytesIn.wrappingIncrement(by: bytes, ordering: .relaxed)
-        self.lastActiveAt.store(Self.epochMilliseconds(), ordering: .relaxed)
+        let now = Self.epochMilliseconds()
+        self.mutable.withLockedValue {
+            $0.messagesIn &+= 1
+            $0.bytesIn &+= bytes
+            $0.lastActiveAt = now
+        }
     }
 
     /// Sends a message, applying the codec, the message size limit and the slow-consumer policy. An outbound socket
@@ -224,7 +230,7 @@ public final class GatewayConnection: Sendable {
         guard outgoing.size <= self.maxMessageSize else {
             throw .messageTooLarge(size: outgoing.size, limit: self.maxMessageSize)
         }
-        guard !self.closing.load(ordering: .relaxed) else { throw .socketNotOpen(self.id.rawValue) }
+        guard !self.mutable.withLockedValue({ $0.closing }) else { throw .socketNotOpen(self.id.rawValue) }
         let socket: WebSocket
         if let link = self.link {
             switch await link.submit(outgoing) {
@@ -267,9 +273,12 @@ public final class GatewayConnection: Sendable {
             self.metrics.messagesOut.increment()
             self.metrics.bytesOut.increment(by: bytes)
         }
-        self.messagesOut.wrappingIncrement(by: messages, ordering: .relaxed)
-        self.bytesOut.wrappingIncrement(by: bytes, ordering: .relaxed)
-        self.lastActiveAt.store(Self.epochMilliseconds(), ordering: .relaxed)
+        let now = Self.epochMilliseconds()
+        self.mutable.withLockedValue {
+            $0.messagesOut &+= messages
+            $0.bytesOut &+= bytes
+            $0.lastActiveAt = now
+        }
     }
 
     /// Closes the connection (an outbound socket stops reconnecting).

@@ -4,13 +4,22 @@ import NIOCore
 /// Runs Swift tasks on one NIO event loop. A connection's task that prefers its channel's event loop (with
 /// `Task(executorPreference:)` or `addTask(executorPreference:)`) is resumed on the thread that produced its
 /// events, and its sends go straight into the pipeline: no thread hop in either direction.
+///
+/// Enqueuing a job allocates nothing: jobs wait in a ring buffer and each one is run by the same, prebuilt
+/// closure submitted to the event loop, so jobs keep their order relative to everything else the loop runs.
 public final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
     /// The event loop the tasks run on.
     public let eventLoop: any EventLoop
 
-    /// Creates an executor for `eventLoop`.
-    public init(_ eventLoop: any EventLoop) {
+    private let jobs = NIOLockedValueBox(CircularBuffer<UnownedJob>(initialCapacity: 64))
+    // Set once in `init`; a closure made once so that `enqueue` does not allocate one per job.
+    private var runNext: (@Sendable () -> Void)!
+
+    /// Executors are made only by ``of(_:)``, one per event loop, and kept for the life of the process (the
+    /// prebuilt closure holds its executor).
+    private init(_ eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
+        self.runNext = { self.runNextJob() }
     }
 
     private static let shared = NIOLockedValueBox<[ObjectIdentifier: EventLoopTaskExecutor]>([:])
@@ -28,8 +37,13 @@ public final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        self.eventLoop.execute {
-            job.runSynchronously(on: self.asUnownedTaskExecutor())
-        }
+        self.jobs.withLockedValue { $0.append(job) }
+        self.eventLoop.execute(self.runNext)
+    }
+
+    /// Runs the oldest waiting job: one per `execute`, so the order matches the order of `enqueue` calls.
+    private func runNextJob() {
+        guard let job = self.jobs.withLockedValue({ $0.popFirst() }) else { return }
+        job.runSynchronously(on: self.asUnownedTaskExecutor())
     }
 }

@@ -84,6 +84,10 @@ public final class WebSocket: Sendable {
         let handler = WebSocketChannelHandler(
             machine: machine, configuration: configuration, source: produced.source, closedPromise: closedPromise)
         box.value = handler
+        // The connection keeps its request for its whole life: copy the headers into an array of their exact
+        // size (SwiftNIO's decoder reserves room for 16).
+        var request = request
+        request.headers = HTTPHeaders(request.headers.map { ($0.name, $0.value) })
         let socket = WebSocket(
             role: role, request: request, subprotocol: subprotocol, compression: compression, isSecure: isSecure,
             channel: channel, handler: handler, sequence: produced.sequence, closed: closedPromise.futureResult)

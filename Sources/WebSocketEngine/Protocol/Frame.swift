@@ -81,9 +81,24 @@ enum FrameEncoder {
         return header
     }
 
-    /// The header of an unmasked, unfragmented binary frame (a server's): shared for payloads under 126 bytes.
+    /// The 4-byte headers of unmasked, unfragmented binary frames with payloads of 126 to 65,535 bytes, one after
+    /// the other in one buffer (256 KiB, made on first use): a header is a slice of it, so sending such a frame
+    /// allocates nothing for its header.
+    private static let mediumBinaryHeaders: ByteBuffer = {
+        var table = ByteBuffer()
+        table.reserveCapacity((Int(UInt16.max) + 1 - 126) * 4)
+        for length in 126...Int(UInt16.max) {
+            table.writeMultipleIntegers(UInt8(0x82), UInt8(126), UInt16(length))
+        }
+        return table
+    }()
+
+    /// The header of an unmasked, unfragmented binary frame (a server's): shared for payloads under 64 KiB.
     static func serverBinaryHeader(length: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         if length < 126 { return self.smallBinaryHeaders[length] }
+        if length <= Int(UInt16.max) {
+            return self.mediumBinaryHeaders.getSlice(at: (length - 126) * 4, length: 4)!
+        }
         var header = allocator.buffer(capacity: 10)
         self.writeHeader(into: &header, fin: true, rsv1: false, opcode: .binary, maskKey: nil, payloadLength: length)
         return header
@@ -98,20 +113,47 @@ enum FrameEncoder {
         maskKey: WebSocketMaskingKey?,
         payloadLength: Int
     ) {
+        let written = self.setHeader(
+            into: &buffer, at: buffer.writerIndex, fin: fin, rsv1: rsv1, opcode: opcode, maskKey: maskKey,
+            payloadLength: payloadLength)
+        buffer.moveWriterIndex(forwardBy: written)
+    }
+
+    /// The length of a frame header for `payloadLength` bytes.
+    static func headerLength(payloadLength: Int, masked: Bool) -> Int {
+        let lengthBytes = payloadLength < 126 ? 0 : payloadLength <= Int(UInt16.max) ? 2 : 8
+        return 2 + lengthBytes + (masked ? 4 : 0)
+    }
+
+    /// Writes a frame header for `payloadLength` bytes at `index` (the writer index does not move).
+    ///
+    /// - Returns: the header's length.
+    @discardableResult
+    static func setHeader(
+        into buffer: inout ByteBuffer,
+        at index: Int,
+        fin: Bool,
+        rsv1: Bool,
+        opcode: WebSocketOpcode,
+        maskKey: WebSocketMaskingKey?,
+        payloadLength: Int
+    ) -> Int {
         var first = UInt8(webSocketOpcode: opcode)
         if fin { first |= 0x80 }
         if rsv1 { first |= 0x40 }
         let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
+        var written: Int
         if payloadLength < 126 {
-            buffer.writeMultipleIntegers(first, maskBit | UInt8(payloadLength))
+            written = buffer.setMultipleIntegers(first, maskBit | UInt8(payloadLength), at: index)
         } else if payloadLength <= Int(UInt16.max) {
-            buffer.writeMultipleIntegers(first, maskBit | 126, UInt16(payloadLength))
+            written = buffer.setMultipleIntegers(first, maskBit | 126, UInt16(payloadLength), at: index)
         } else {
-            buffer.writeMultipleIntegers(first, maskBit | 127, UInt64(payloadLength))
+            written = buffer.setMultipleIntegers(first, maskBit | 127, UInt64(payloadLength), at: index)
         }
         if let maskKey {
-            buffer.writeBytes(maskKey)
+            written += buffer.setBytes(maskKey, at: index + written)
         }
+        return written
     }
 
     /// Completes a frame whose payload was written after ``maxHeaderLength`` reserved bytes: writes the header
@@ -125,16 +167,15 @@ enum FrameEncoder {
         maskKey: WebSocketMaskingKey?
     ) {
         let payloadLength = buffer.writerIndex - payloadStart
-        var header = ByteBuffer()
-        header.reserveCapacity(self.maxHeaderLength)
-        self.writeHeader(
-            into: &header, fin: fin, rsv1: rsv1, opcode: opcode, maskKey: maskKey, payloadLength: payloadLength)
+        let headerStart = payloadStart - self.headerLength(payloadLength: payloadLength, masked: maskKey != nil)
+        precondition(headerStart >= buffer.readerIndex, "not enough room reserved for the frame header")
+        // Written in place in front of the payload: no separate header buffer.
+        self.setHeader(
+            into: &buffer, at: headerStart, fin: fin, rsv1: rsv1, opcode: opcode, maskKey: maskKey,
+            payloadLength: payloadLength)
         if let maskKey {
             buffer.webSocketMaskPayload(from: payloadStart, key: maskKey)
         }
-        let headerStart = payloadStart - header.readableBytes
-        precondition(headerStart >= buffer.readerIndex, "not enough room reserved for the frame header")
-        buffer.setBuffer(header, at: headerStart)
         buffer.moveReaderIndex(to: headerStart)
     }
 

@@ -22,6 +22,11 @@ public struct WebSocketServerConfiguration: Sendable {
     public var handshakeTimeout: TimeAmount
     /// Listen backlog.
     public var backlog: Int32
+    /// The size of a new connection's first receive buffer (default 512 bytes). Reads that fill it make the next
+    /// one larger, up to 64 KiB, and a run of small reads shrinks it again. SwiftNIO keeps a connection's last
+    /// receive buffer for its next read, so an idle connection holds one buffer of about this size (SwiftNIO's own
+    /// default is 2 KiB).
+    public var initialReceiveBufferSize: Int
 
     /// Creates a configuration with the documented defaults.
     public init(
@@ -32,7 +37,8 @@ public struct WebSocketServerConfiguration: Sendable {
         subprotocols: [String] = [],
         requestLimits: WebSocketRequestLimits = .init(),
         handshakeTimeout: TimeAmount = .seconds(10),
-        backlog: Int32 = 1024
+        backlog: Int32 = 1024,
+        initialReceiveBufferSize: Int = 512
     ) {
         self.host = host
         self.port = port
@@ -42,6 +48,7 @@ public struct WebSocketServerConfiguration: Sendable {
         self.requestLimits = requestLimits
         self.handshakeTimeout = handshakeTimeout
         self.backlog = backlog
+        self.initialReceiveBufferSize = initialReceiveBufferSize
     }
 }
 
@@ -90,6 +97,10 @@ public final class WebSocketServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(
+                    minimum: 64, initial: max(64, min(configuration.initialReceiveBufferSize, 65536)), maximum: 65536))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
@@ -119,22 +130,36 @@ public final class WebSocketServer: Sendable {
             await withDiscardingTaskGroup { group in
                 for await (socket, acceptance) in self.accepted {
                     self.open.withLockedValue { $0[socket.id] = socket }
+                    // Only the handler is captured: the task's closure lives as long as the connection.
+                    let handler = acceptance.handler
                     // The connection's task runs on its channel's event loop: events reach it and its sends
                     // reach the channel without crossing threads.
                     group.addTask(executorPreference: EventLoopTaskExecutor.of(socket.eventLoop)) {
-                        do {
-                            try await acceptance.handler(socket)
-                        } catch {
-                            if socket.isOpen { _ = try? await socket.close(code: .internalServerError, reason: "handler failed") }
-                        }
-                        if socket.isOpen { _ = try? await socket.close(code: .normalClosure) }
-                        self.open.withLockedValue { _ = $0.removeValue(forKey: socket.id) }
+                        await self.serve(socket, handler: handler)
                     }
                 }
             }
         } onCancel: {
             Task { await self.shutdown() }
         }
+    }
+
+    /// One connection's task: its handler, then a close if the handler left the connection open. Kept small and
+    /// out of line: the frames of a parked task stay allocated as long as the connection lives.
+    @inline(never)
+    private func serve(_ socket: WebSocket, handler: @Sendable (WebSocket) async throws -> Void) async {
+        do {
+            try await handler(socket)
+        } catch {
+            await Self.close(socket, code: .internalServerError, reason: "handler failed")
+        }
+        await Self.close(socket, code: .normalClosure, reason: "")
+        self.open.withLockedValue { _ = $0.removeValue(forKey: socket.id) }
+    }
+
+    @inline(never)
+    private static func close(_ socket: WebSocket, code: WebSocketCloseCode, reason: String) async {
+        if socket.isOpen { _ = try? await socket.close(code: code, reason: reason) }
     }
 
     /// Stops listening and closes every open connection with `code` (1001 by default), waiting at most the close
