@@ -29,6 +29,8 @@ struct GatewayOperationsTests {
             #expect(info.parameters == ["id": "7", "fw": "1.2"] && info.queryString == "fw=1.2")
             #expect(info.uri == "ws://127.0.0.1:\(port)/ws/devices/7?fw=1.2")
             #expect(info.socketType == .inbound && info.state == "open" && !info.secure)
+            // The request's headers, by lowercased name.
+            #expect(info.headers["sec-websocket-version"] == "13" && info.headers["upgrade"]?.lowercased() == "websocket")
             #expect(info.messagesIn == 1 && info.messagesOut == 1 && info.bytesIn == 4 && info.bytesOut == 4)
             #expect(gateway.list(ConnectionFilter(groups: ["status"])).count == 1)
             await #expect(throws: WebSocketClientError.self) { _ = try await connect(port, "/devices/7") }

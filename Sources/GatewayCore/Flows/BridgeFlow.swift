@@ -108,12 +108,14 @@ public final class BridgeFlow: Sendable {
     }
 
     private func forward(_ request: Request) async {
-        var key: String?
+        let key: String?
         if case .jsonField(let field) = self.correlation {
             key = MessageCodec.jsonField(field, in: Self.bytes(request.message))
             guard key != nil else {
                 return await self.answer(request.origin.id, "bad_request", "request has no JSON field '\(field)' to match its reply", request.gateway)
             }
+        } else {
+            key = nil
         }
         let origin = request.origin.id
         let gateway = request.gateway
