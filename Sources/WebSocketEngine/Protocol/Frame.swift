@@ -74,31 +74,22 @@ enum FrameEncoder {
     /// The largest header a frame can have: 2 + 8 bytes of length + 4 bytes of mask.
     static let maxHeaderLength = 14
 
-    /// The headers of unmasked, unfragmented binary frames with payloads of 0 to 125 bytes, made once and shared.
-    private static let smallBinaryHeaders: [ByteBuffer] = (0..<126).map { length in
-        var header = ByteBuffer()
-        header.writeMultipleIntegers(UInt8(0x82), UInt8(length))
-        return header
-    }
-
-    /// The 4-byte headers of unmasked, unfragmented binary frames with payloads of 126 to 65,535 bytes, one after
-    /// the other in one buffer (256 KiB, made on first use): a header is a slice of it, so sending such a frame
-    /// allocates nothing for its header.
-    private static let mediumBinaryHeaders: ByteBuffer = {
+    /// The headers of unmasked, unfragmented binary frames with payloads of 0 to 65,535 bytes, one after the other
+    /// in one buffer made on first use (2 bytes each up to 125, then 4; 256 KiB): a header is a slice of it, so
+    /// sending such a frame allocates nothing for its header.
+    private static let binaryHeaders: ByteBuffer = {
         var table = ByteBuffer()
-        table.reserveCapacity((Int(UInt16.max) + 1 - 126) * 4)
-        for length in 126...Int(UInt16.max) {
-            table.writeMultipleIntegers(UInt8(0x82), UInt8(126), UInt16(length))
+        table.reserveCapacity(126 * 2 + (Int(UInt16.max) + 1 - 126) * 4)
+        for length in 0...Int(UInt16.max) {
+            FrameEncoder.writeHeader(into: &table, fin: true, rsv1: false, opcode: .binary, maskKey: nil, payloadLength: length)
         }
         return table
     }()
 
     /// The header of an unmasked, unfragmented binary frame (a server's): shared for payloads under 64 KiB.
     static func serverBinaryHeader(length: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
-        if length < 126 { return self.smallBinaryHeaders[length] }
-        if length <= Int(UInt16.max) {
-            return self.mediumBinaryHeaders.getSlice(at: (length - 126) * 4, length: 4)!
-        }
+        if length < 126 { return self.binaryHeaders.getSlice(at: length * 2, length: 2)! }
+        if length <= Int(UInt16.max) { return self.binaryHeaders.getSlice(at: 126 * 2 + (length - 126) * 4, length: 4)! }
         var header = allocator.buffer(capacity: 10)
         self.writeHeader(into: &header, fin: true, rsv1: false, opcode: .binary, maskKey: nil, payloadLength: length)
         return header
