@@ -49,7 +49,7 @@ public final class Gateway: Service, Sendable {
     /// The address the gateway listens on, once started.
     public var localAddress: SocketAddress? { self.server.withLockedValue { $0?.localAddress } }
 
-    /// Starts listening (``run()`` does it too, if needed); returns the address.
+    /// Starts listening and serving connections (``run()`` does it too, if needed); returns the address.
     @discardableResult
     public func start() async throws -> SocketAddress? {
         if let server = self.server.withLockedValue({ $0 }) { return server.localAddress }
@@ -240,9 +240,14 @@ public final class Gateway: Service, Sendable {
     private func unregister(_ connection: GatewayConnection, info: WebSocketCloseInfo?) {
         self.registry.remove(connection)
         connection.metrics.closed(code: info?.code.rawValue ?? WebSocketCloseCode.abnormalClosure.rawValue)
+        // The metadata is built only when the line is logged (`metadata` is an autoclosure).
+        self.configuration.logger.info("connection closed", metadata: Self.closeMetadata(connection, info))
+    }
+
+    private static func closeMetadata(_ connection: GatewayConnection, _ info: WebSocketCloseInfo?) -> Logger.Metadata {
         var metadata = connection.logMetadata
         metadata["close_code"] = "\(info?.code.rawValue ?? WebSocketCloseCode.abnormalClosure.rawValue)"
         metadata["close_reason"] = "\(info?.reason ?? "never connected")"
-        self.configuration.logger.info("connection closed", metadata: metadata)
+        return metadata
     }
 }

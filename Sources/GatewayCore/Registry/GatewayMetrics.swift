@@ -1,4 +1,5 @@
 import Metrics
+import NIOConcurrencyHelpers
 
 /// The gateway's metrics through swift-metrics (any backend; the daemon uses Prometheus). Counters of one
 /// route are created once, so the per-message path only increments them.
@@ -9,9 +10,14 @@ final class RouteMetrics: Sendable {
     let bytesIn: Counter
     let bytesOut: Counter
     let route: String
+    private let acceptedTotal: Counter
+    /// `wsgate_closes_total` per close code, made on first use (a counter made per close would look its
+    /// dimensions up in the metrics backend every time).
+    private let closes = NIOLockedValueBox<[UInt16: Counter]>([:])
 
     init(route: String) {
         self.route = route
+        self.acceptedTotal = Counter(label: "wsgate_connections_total", dimensions: [("route", route), ("result", "accepted")])
         self.open = Meter(label: "wsgate_connections_open", dimensions: [("route", route)])
         self.messagesIn = Counter(label: "wsgate_messages_total", dimensions: [("route", route), ("direction", "in")])
         self.messagesOut = Counter(label: "wsgate_messages_total", dimensions: [("route", route), ("direction", "out")])
@@ -20,13 +26,18 @@ final class RouteMetrics: Sendable {
     }
 
     func accepted() {
-        Counter(label: "wsgate_connections_total", dimensions: [("route", self.route), ("result", "accepted")]).increment()
+        self.acceptedTotal.increment()
         self.open.increment()
     }
 
     func closed(code: UInt16) {
         self.open.decrement()
-        Counter(label: "wsgate_closes_total", dimensions: [("route", self.route), ("code", String(code))]).increment()
+        self.closes.withLockedValue { counters in
+            if let counter = counters[code] { return counter }
+            let counter = Counter(label: "wsgate_closes_total", dimensions: [("route", self.route), ("code", String(code))])
+            counters[code] = counter
+            return counter
+        }.increment()
     }
 
     static func refused(route: String, reason: String) {

@@ -106,7 +106,11 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         )
         let promise = context.eventLoop.makePromise(of: WebSocketUpgradeDecision.self)
         let onUpgrade = self.onUpgrade
-        promise.completeWithTask { await onUpgrade(request) }
+        // The application decides in a task that prefers this connection's event loop: a decision that does not
+        // wait for anything completes on this thread, with no hop to the global executor and back.
+        Task(executorPreference: EventLoopTaskExecutor.of(context.eventLoop)) {
+            promise.succeed(await onUpgrade(request))
+        }
         promise.futureResult.assumeIsolated().whenSuccess { decision in
             guard case .deciding = self.state, context.channel.isActive else { return }
             switch decision {

@@ -52,8 +52,8 @@ public struct WebSocketServerConfiguration: Sendable {
     }
 }
 
-/// A WebSocket server: listens, runs the opening handshake and serves each accepted connection in a child task
-/// of ``run()``.
+/// A WebSocket server: listens, runs the opening handshake and serves each accepted connection in a task of its own
+/// on the connection's event loop; ``run()`` waits for them all.
 ///
 /// ```swift
 /// let server = try await WebSocketServer.bind(configuration: .init(port: 0)) { request in
@@ -65,20 +65,15 @@ public struct WebSocketServerConfiguration: Sendable {
 /// try await server.run()
 /// ```
 public final class WebSocketServer: Sendable {
-    private typealias Accepted = (socket: WebSocket, acceptance: WebSocketAcceptance)
-
     private let listener: any Channel
-    private let accepted: AsyncStream<Accepted>
-    private let acceptedContinuation: AsyncStream<Accepted>.Continuation
-    private let open = NIOLockedValueBox<[UInt64: WebSocket]>([:])
+    private let served: ServedConnections
 
     /// The address the server listens on.
     public var localAddress: SocketAddress? { self.listener.localAddress }
 
-    private init(listener: any Channel, accepted: AsyncStream<Accepted>, continuation: AsyncStream<Accepted>.Continuation) {
+    private init(listener: any Channel, served: ServedConnections) {
         self.listener = listener
-        self.accepted = accepted
-        self.acceptedContinuation = continuation
+        self.served = served
     }
 
     /// Starts listening. `onUpgrade` is called for every valid upgrade request and decides to accept or reject it.
@@ -88,9 +83,9 @@ public final class WebSocketServer: Sendable {
         onUpgrade: @escaping @Sendable (WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision
     ) async throws -> WebSocketServer {
         let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
-        let (stream, continuation) = AsyncStream<Accepted>.makeStream()
+        let served = ServedConnections()
         let onConnection: @Sendable (WebSocket, WebSocketAcceptance) -> Void = { socket, acceptance in
-            continuation.yield((socket, acceptance))
+            served.serve(socket, handler: acceptance.handler)
         }
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.backlog)
@@ -118,56 +113,28 @@ public final class WebSocketServer: Sendable {
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
-        let server = WebSocketServer(listener: listener, accepted: stream, continuation: continuation)
-        listener.closeFuture.whenComplete { _ in continuation.finish() }
-        return server
+        return WebSocketServer(listener: listener, served: served)
     }
 
-    /// Serves accepted connections until ``shutdown(code:reason:)`` (or cancellation); returns once every
-    /// connection's handler has returned.
+    /// Returns once the server has stopped listening (``shutdown(code:reason:)``, or cancellation, which shuts
+    /// it down) and every connection's handler has returned.
+    ///
+    /// Connections are served from the moment the server is bound, each in a task of its own on its channel's
+    /// event loop; `run()` is where a service waits for them.
     public func run() async {
         await withTaskCancellationHandler {
-            await withDiscardingTaskGroup { group in
-                for await (socket, acceptance) in self.accepted {
-                    self.open.withLockedValue { $0[socket.id] = socket }
-                    // Only the handler is captured: the task's closure lives as long as the connection.
-                    let handler = acceptance.handler
-                    // The connection's task runs on its channel's event loop: events reach it and its sends
-                    // reach the channel without crossing threads.
-                    group.addTask(executorPreference: EventLoopTaskExecutor.of(socket.eventLoop)) {
-                        await self.serve(socket, handler: handler)
-                    }
-                }
-            }
+            try? await self.listener.closeFuture.get()
+            await self.served.waitUntilAllEnded()
         } onCancel: {
             Task { await self.shutdown() }
         }
-    }
-
-    /// One connection's task: its handler, then a close if the handler left the connection open. Kept small and
-    /// out of line: the frames of a parked task stay allocated as long as the connection lives.
-    @inline(never)
-    private func serve(_ socket: WebSocket, handler: @Sendable (WebSocket) async throws -> Void) async {
-        do {
-            try await handler(socket)
-        } catch {
-            await Self.close(socket, code: .internalServerError, reason: "handler failed")
-        }
-        await Self.close(socket, code: .normalClosure, reason: "")
-        self.open.withLockedValue { _ = $0.removeValue(forKey: socket.id) }
-    }
-
-    @inline(never)
-    private static func close(_ socket: WebSocket, code: WebSocketCloseCode, reason: String) async {
-        if socket.isOpen { _ = try? await socket.close(code: code, reason: reason) }
     }
 
     /// Stops listening and closes every open connection with `code` (1001 by default), waiting at most the close
     /// timeout for each.
     public func shutdown(code: WebSocketCloseCode = .goingAway, reason: String = "server shutting down") async {
         try? await self.listener.close()
-        self.acceptedContinuation.finish()
-        let sockets = self.open.withLockedValue { Array($0.values) }
+        let sockets = self.served.shutDown()
         await withTaskGroup(of: Void.self) { group in
             for socket in sockets {
                 group.addTask { _ = try? await socket.close(code: code, reason: reason) }

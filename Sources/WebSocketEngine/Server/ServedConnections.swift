@@ -1,0 +1,84 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The connections a ``WebSocketServer`` is serving: each one's task, started on its channel's event loop the
+/// moment its upgrade completes, and the waiters for all of them to end.
+///
+/// A connection's task is started where the upgrade happens, on the event loop, and prefers that loop's executor:
+/// handing accepted connections to a task that starts them (a stream consumed by ``WebSocketServer/run()``) would
+/// add two thread hops to every handshake.
+final class ServedConnections: Sendable {
+    private struct State {
+        var sockets: [UInt64: WebSocket] = [:]
+        /// Set by ``shutDown()``: connections upgraded after it are closed at once.
+        var shutDown = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    /// Serves an accepted connection: runs its handler in a task on its event loop, then closes it with 1000 if
+    /// the handler left it open (1011 if the handler threw).
+    func serve(_ socket: WebSocket, handler: @escaping @Sendable (WebSocket) async throws -> Void) {
+        let shutDown = self.state.withLockedValue { state in
+            state.sockets[socket.id] = socket
+            return state.shutDown
+        }
+        // Only the handler is captured: the task's closure lives as long as the connection.
+        Task(executorPreference: EventLoopTaskExecutor.of(socket.eventLoop)) {
+            await self.run(socket, handler: handler, shutDown: shutDown)
+        }
+    }
+
+    /// One connection's task. Kept small and out of line: the frames of a parked task stay allocated as long as
+    /// the connection lives.
+    @inline(never)
+    private func run(_ socket: WebSocket, handler: @Sendable (WebSocket) async throws -> Void, shutDown: Bool) async {
+        if shutDown {
+            await Self.close(socket, code: .goingAway, reason: "server shutting down")
+        } else {
+            do {
+                try await handler(socket)
+            } catch {
+                await Self.close(socket, code: .internalServerError, reason: "handler failed")
+            }
+            await Self.close(socket, code: .normalClosure, reason: "")
+        }
+        self.ended(socket)
+    }
+
+    @inline(never)
+    private static func close(_ socket: WebSocket, code: WebSocketCloseCode, reason: String) async {
+        if socket.isOpen { _ = try? await socket.close(code: code, reason: reason) }
+    }
+
+    private func ended(_ socket: WebSocket) {
+        let waiters: [CheckedContinuation<Void, Never>] = self.state.withLockedValue { state in
+            state.sockets.removeValue(forKey: socket.id)
+            guard state.sockets.isEmpty else { return [] }
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Marks the server as shutting down; returns the connections being served.
+    func shutDown() -> [WebSocket] {
+        self.state.withLockedValue { state in
+            state.shutDown = true
+            return Array(state.sockets.values)
+        }
+    }
+
+    /// Returns once no connection is being served.
+    func waitUntilAllEnded() async {
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let done = self.state.withLockedValue { state in
+                if state.sockets.isEmpty { return true }
+                state.waiters.append(waiter)
+                return false
+            }
+            if done { waiter.resume() }
+        }
+    }
+}
