@@ -13,6 +13,8 @@ final class Generator: Sendable {
     let target: Target
     private let stats: [ObjectIdentifier: LoopStats]
     private let sources: [SocketAddress]
+    /// The server's address, resolved once.
+    private let address: SocketAddress
 
     init(target: Target) throws {
         self.target = target
@@ -21,6 +23,7 @@ final class Generator: Sendable {
         for loop in self.group.makeIterator() { stats[ObjectIdentifier(loop)] = LoopStats() }
         self.stats = stats
         self.sources = try target.sources.split(separator: ",").map { try SocketAddress(ipAddress: String($0), port: 0) }
+        self.address = try SocketAddress.makeAddressResolvingHost(target.host, port: target.port)
     }
 
     func shutdown() async { try? await self.group.shutdownGracefully() }
@@ -31,13 +34,24 @@ final class Generator: Sendable {
         let finished: EventLoopFuture<Void>
     }
 
-    /// Connects and completes the upgrade; the connection then runs `plan`.
-    func connect(plan: RunPlan, index: Int) async throws -> Connection {
-        let loop = self.group.next()
+    /// A connection being set up: the channel once TCP is up, the end of the upgrade, and its closing.
+    struct Attempt {
+        let channel: EventLoopFuture<any Channel>
+        /// Succeeds when the 101 response was accepted; fails when the connection or the upgrade failed.
+        let opened: EventLoopFuture<Void>
+        /// Succeeds when the connection is gone (whatever happened before).
+        let finished: EventLoopFuture<Void>
+    }
+
+    /// Starts a connection on `loop` without a Swift task: everything it does runs in callbacks on that loop.
+    ///
+    /// The target was resolved once, so no connect goes through a resolver thread or Happy Eyeballs timers (each of
+    /// which would cost the generator more than the handshake itself).
+    func start(plan: RunPlan, index: Int, on loop: any EventLoop) -> Attempt {
         let stats = self.stats[ObjectIdentifier(loop)]!
         let opened = loop.makePromise(of: Void.self)
         let finished = loop.makePromise(of: Void.self)
-        let bootstrap = ClientBootstrap(group: loop)
+        let channel = ClientBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
@@ -48,17 +62,21 @@ final class Generator: Sendable {
                         BenchHandler(plan: plan, stats: stats, opened: opened, finished: finished))
                 }
             }
-        let channel: any Channel
-        do {
-            channel = try await bootstrap.connect(host: self.target.host, port: self.target.port).get()
-        } catch {
+            .connect(to: self.address)
+        channel.whenFailure { error in
+            stats.error("connect failed: \(error)")
             opened.fail(error)
             finished.succeed()
-            try? await loop.submit { stats.error("connect failed: \(error)") }.get()
-            throw error
         }
-        try await opened.futureResult.get()
-        return Connection(channel: channel, finished: finished.futureResult)
+        return Attempt(channel: channel, opened: opened.futureResult, finished: finished.futureResult)
+    }
+
+    /// Connects and completes the upgrade; the connection then runs `plan`.
+    func connect(plan: RunPlan, index: Int) async throws -> Connection {
+        let attempt = self.start(plan: plan, index: index, on: self.group.next())
+        let channel = try await attempt.channel.get()
+        try await attempt.opened.get()
+        return Connection(channel: channel, finished: attempt.finished)
     }
 
     /// Opens `count` connections, `target.connectConcurrency` at a time; failures are counted, not thrown.

@@ -102,50 +102,28 @@ struct Connect: AsyncParsableCommand {
             payload: Payload.make(size: self.size, text: false), text: false, compressedPayload: nil, inFlight: 1)
         let generator = try Generator(target: self.target)
         let window = self.timing.window(from: monotonicNanos())
-        let cpu = NIOLockedCPU()
-        let results = await withTaskGroup(of: (Histogram<UInt64>?, Int, [String: Int]).self) { group in
-            for loop in 0..<self.loops {
-                group.addTask {
-                    var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three)
-                    var cycles = 0
-                    var errors: [String: Int] = [:]
-                    var index = loop
-                    while true {
-                        let started = monotonicNanos()
-                        if started >= window.end { break }
-                        do {
-                            let connection = try await generator.connect(plan: plan, index: index)
-                            try await connection.finished.get()
-                        } catch {
-                            errors["cycle failed", default: 0] += 1
-                        }
-                        index += self.loops
-                        let done = monotonicNanos()
-                        if started >= window.start, done < window.end {
-                            cycles += 1
-                            _ = histogram.record(done - started)
-                        }
-                    }
-                    return (histogram, cycles, errors)
-                }
-            }
-            group.addTask {
-                await sleep(until: window.start)
-                cpu.start = processCPUNanos()
-                await sleep(until: window.end)
-                cpu.end = processCPUNanos()
-                return (nil, 0, [:])
-            }
-            var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three)
-            var cycles = 0
-            var errors: [String: Int] = [:]
-            for await result in group {
-                if let loopHistogram = result.0 { histogram.add(loopHistogram) }
-                cycles += result.1
-                errors.merge(result.2, uniquingKeysWith: +)
-            }
-            return (histogram, cycles, errors)
+        // The loops run as callbacks on the generator's event loops: a Swift task per cycle would add three thread
+        // hops (and their futex wake-ups) to every handshake, on the generator's side of the measurement.
+        let loops = (0..<self.loops).map { index in
+            ConnectLoop(generator: generator, plan: plan, first: index, step: self.loops, window: window,
+                        loop: generator.group.next())
         }
+        for loop in loops { loop.loop.execute { loop.next() } }
+        await sleep(until: window.start)
+        let cpuStart = processCPUNanos()
+        await sleep(until: window.end)
+        let cpuEnd = processCPUNanos()
+        var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three)
+        var cycles = 0
+        var errors: [String: Int] = [:]
+        for loop in loops {
+            guard let result = try? await loop.done.futureResult.get() else { continue }
+            histogram.add(result.histogram)
+            cycles += result.cycles
+            errors.merge(result.errors, uniquingKeysWith: +)
+        }
+        let results = (histogram, cycles, errors)
+        let cpu = (start: cpuStart, end: cpuEnd)
         let stats = await generator.collect()
         await generator.shutdown()
         let wall = Double(window.end - window.start)
@@ -162,10 +140,60 @@ struct Connect: AsyncParsableCommand {
     }
 }
 
-/// CPU readings shared between the timer task and the report.
-final class NIOLockedCPU: @unchecked Sendable {
-    var start: UInt64 = 0
-    var end: UInt64 = 0
+/// One connect loop: handshake, one echo, clean close, again, until the window ends; touched only on its event loop.
+final class ConnectLoop: @unchecked Sendable {
+    struct Tally: Sendable {
+        var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three)
+        var cycles = 0
+        var errors: [String: Int] = [:]
+    }
+
+    let loop: any EventLoop
+    /// Completed with the loop's results once its last cycle ended.
+    let done: EventLoopPromise<Tally>
+    private let generator: Generator
+    private let plan: RunPlan
+    private let step: Int
+    private let window: Window
+    private var index: Int
+    private var result = Tally()
+
+    init(generator: Generator, plan: RunPlan, first: Int, step: Int, window: Window, loop: any EventLoop) {
+        self.generator = generator
+        self.plan = plan
+        self.index = first
+        self.step = step
+        self.window = window
+        self.loop = loop
+        self.done = loop.makePromise()
+    }
+
+    /// Starts the next cycle, or completes `done` when the window is over.
+    func next() {
+        let started = monotonicNanos()
+        guard started < self.window.end else { return self.done.succeed(self.result) }
+        let attempt = self.generator.start(plan: self.plan, index: self.index, on: self.loop)
+        self.index += self.step
+        // `opened` completes first (failed when the connect or the upgrade failed); the next cycle starts once the
+        // connection is gone.
+        attempt.opened.whenComplete { outcome in
+            attempt.finished.whenComplete { _ in self.ended(started: started, opened: outcome) }
+        }
+    }
+
+    private func ended(started: UInt64, opened: Result<Void, any Error>) {
+        let done = monotonicNanos()
+        switch opened {
+        case .success:
+            if started >= self.window.start, done < self.window.end {
+                self.result.cycles += 1
+                _ = self.result.histogram.record(done - started)
+            }
+        case .failure:
+            self.result.errors["cycle failed", default: 0] += 1
+        }
+        self.next()
+    }
 }
 
 /// N idle connections that answer pings: the server's resident memory before, with and after them.

@@ -52,7 +52,11 @@ final class RunPlan: Sendable {
 
     /// The accept value for the fixed key below (RFC 6455 §1.3's example).
     static let key = "dGhlIHNhbXBsZSBub25jZQ=="
-    static let accept = "s3pplmbitxaq9kygzzhzrbk+xoo="  // lower-cased: the response head is compared lower-cased
+    static let accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    /// What the response must hold, as bytes: its status line, its accept header (name in lower case), the deflate token.
+    static let statusLine = Array("HTTP/1.1 101".utf8)
+    static let acceptLine = Array("sec-websocket-accept: \(accept)\r\n".utf8)
+    static let deflateToken = Array("permessage-deflate".utf8)
 
     init(mode: ConnectionMode, host: String, port: Int, path: String, payload: [UInt8], text: Bool,
          compressedPayload: [UInt8]?, inFlight: Int) {
@@ -134,6 +138,8 @@ final class BenchHandler: ChannelInboundHandler {
     private var inMessage = false
     private var messageCompressed = false
     private var needsFlush = false
+    /// The one timer that closes TCP if the server does not (cancelled when the connection goes).
+    private var closeTimer: Scheduled<Void>?
 
     init(plan: RunPlan, stats: LoopStats, opened: EventLoopPromise<Void>, finished: EventLoopPromise<Void>) {
         self.plan = plan
@@ -158,6 +164,8 @@ final class BenchHandler: ChannelInboundHandler {
             break
         }
         self.state = .closed
+        self.closeTimer?.cancel()
+        self.closeTimer = nil
         self.finished.succeed()
     }
 
@@ -214,14 +222,14 @@ final class BenchHandler: ChannelInboundHandler {
             if (self.input?.readableBytes ?? 0) > 16_384 { self.fail(context: context, "handshake response too long") }
             return false
         }
-        let head = String(decoding: view[view.startIndex..<end.upperBound], as: UTF8.self).lowercased()
+        let head = view[view.startIndex..<end.upperBound]
         self.input!.moveReaderIndex(to: end.upperBound)
-        guard head.hasPrefix("http/1.1 101"), head.contains("sec-websocket-accept: \(RunPlan.accept)") else {
+        guard head.starts(with: RunPlan.statusLine), Self.hasHeader(head, RunPlan.acceptLine) else {
             self.fail(context: context, "handshake refused")
             self.opened.fail(ChannelError.inappropriateOperationForState)
             return false
         }
-        if self.plan.offerDeflate, !head.contains("permessage-deflate") {
+        if self.plan.offerDeflate, head.firstRange(of: RunPlan.deflateToken) == nil {
             self.stats.error("deflate offer not accepted")
         }
         self.state = .open
@@ -353,10 +361,29 @@ final class BenchHandler: ChannelInboundHandler {
         }
     }
 
+    /// Whether the response head has the header line `line` (`name: value\r\n`), the name compared without case.
+    private static func hasHeader(_ head: ByteBufferView, _ line: [UInt8]) -> Bool {
+        var start = head.startIndex
+        while let next = head[start...].firstIndex(of: 10) {
+            let lineStart = next + 1
+            let name = line.firstIndex(of: UInt8(ascii: ":")) ?? line.count
+            if head.endIndex - lineStart >= line.count,
+               zip(head[lineStart..<lineStart + name], line[..<name]).allSatisfy({ lowercased($0) == $1 }),
+               head[(lineStart + name)..<(lineStart + line.count)].elementsEqual(line[name...]) {
+                return true
+            }
+            start = lineStart
+        }
+        return false
+    }
+
+    private static func lowercased(_ byte: UInt8) -> UInt8 { byte >= 65 && byte <= 90 ? byte | 0x20 : byte }
+
     /// Closes TCP if the server has not done so in time.
     private func closeSoon(context: ChannelHandlerContext, after delay: TimeAmount = .seconds(2)) {
+        self.closeTimer?.cancel()
         let channel = context.channel
-        context.eventLoop.scheduleTask(in: delay) { channel.close(promise: nil) }
+        self.closeTimer = context.eventLoop.scheduleTask(in: delay) { channel.close(promise: nil) }
     }
 
     private func fail(context: ChannelHandlerContext, _ kind: String) {
