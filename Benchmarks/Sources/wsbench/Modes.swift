@@ -113,28 +113,24 @@ struct Connect: AsyncParsableCommand {
         let cpuStart = processCPUNanos()
         await sleep(until: window.end)
         let cpuEnd = processCPUNanos()
-        var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three)
-        var cycles = 0
-        var errors: [String: Int] = [:]
+        var total = ConnectLoop.Tally()
         for loop in loops {
-            guard let result = try? await loop.done.futureResult.get() else { continue }
-            histogram.add(result.histogram)
-            cycles += result.cycles
-            errors.merge(result.errors, uniquingKeysWith: +)
+            guard let tally = try? await loop.done.futureResult.get() else { continue }
+            total.histogram.add(tally.histogram)
+            total.cycles += tally.cycles
+            total.errors.merge(tally.errors, uniquingKeysWith: +)
         }
-        let results = (histogram, cycles, errors)
-        let cpu = (start: cpuStart, end: cpuEnd)
         let stats = await generator.collect()
         await generator.shutdown()
         let wall = Double(window.end - window.start)
-        var report = Report(mode: "connect", label: self.target.label, errors: stats.errors.merging(results.2, uniquingKeysWith: +))
+        var report = Report(mode: "connect", label: self.target.label, errors: stats.errors.merging(total.errors, uniquingKeysWith: +))
         report.connections = self.loops
         report.size = self.size
         report.seconds = self.timing.duration
-        report.messages = results.1
-        report.handshakesPerSecond = (Double(results.1) / (wall / 1e9)).rounded()
-        report.latency(results.0)
-        report.generatorCPUPercent = (Double(cpu.end - cpu.start) / wall * 1000).rounded() / 10
+        report.messages = total.cycles
+        report.handshakesPerSecond = (Double(total.cycles) / (wall / 1e9)).rounded()
+        report.latency(total.histogram)
+        report.generatorCPUPercent = (Double(cpuEnd - cpuStart) / wall * 1000).rounded() / 10
         report.generatorThreads = self.target.threads
         report.emit(json: self.target.json)
     }

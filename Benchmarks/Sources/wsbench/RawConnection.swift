@@ -363,10 +363,10 @@ final class BenchHandler: ChannelInboundHandler {
 
     /// Whether the response head has the header line `line` (`name: value\r\n`), the name compared without case.
     private static func hasHeader(_ head: ByteBufferView, _ line: [UInt8]) -> Bool {
+        let name = line.firstIndex(of: UInt8(ascii: ":")) ?? line.count
         var start = head.startIndex
         while let next = head[start...].firstIndex(of: 10) {
             let lineStart = next + 1
-            let name = line.firstIndex(of: UInt8(ascii: ":")) ?? line.count
             if head.endIndex - lineStart >= line.count,
                zip(head[lineStart..<lineStart + name], line[..<name]).allSatisfy({ lowercased($0) == $1 }),
                head[(lineStart + name)..<(lineStart + line.count)].elementsEqual(line[name...]) {
