@@ -53,9 +53,10 @@ public final class Gateway: Service, Sendable {
     @discardableResult
     public func start() async throws -> SocketAddress? {
         if let server = self.server.withLockedValue({ $0 }) { return server.localAddress }
-        let server = try await WebSocketServer.bind(configuration: self.configuration.server) { request in
-            await self.upgrade(request)
-        }
+        let server = try await WebSocketServer.bind(
+            configuration: self.configuration.server,
+            decideNow: { request in self.decideNow(request) },
+            onUpgrade: { request in await self.upgrade(request) })
         self.server.withLockedValue { $0 = server }
         return server.localAddress
     }
@@ -83,69 +84,119 @@ public final class Gateway: Service, Sendable {
 
     // MARK: Upgrades
 
+    /// Decides an upgrade without a task when its route has no upgrade hook (on the connection's event loop);
+    /// `nil` leaves it to ``upgrade(_:)``.
+    private func decideNow(_ request: WebSocketUpgradeRequest) -> WebSocketUpgradeDecision? {
+        let matched = self.match(request.path)
+        if let matched, matched.1.upgradeHook != nil { return nil }
+        let decision: WebSocketUpgradeDecision
+        switch self.check(request, matched) {
+        case .failure(let rejection): decision = .reject(rejection)
+        case .success(let pending): decision = self.accept(pending, GatewayAcceptance())
+        }
+        return Self.counted(decision, request: request, matched: matched)
+    }
+
     private func upgrade(_ request: WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision {
-        let decision = await self.decide(request)
+        let matched = self.match(request.path)
+        return Self.counted(await self.decide(request, matched), request: request, matched: matched)
+    }
+
+    /// Counts a refusal per route and status.
+    private static func counted(
+        _ decision: WebSocketUpgradeDecision, request: WebSocketUpgradeRequest, matched: (RouteTemplate, GatewayRoute, [String: String])?
+    ) -> WebSocketUpgradeDecision {
         if case .reject(let rejection) = decision {
-            RouteMetrics.refused(route: self.match(request.path)?.0.template ?? "", reason: String(rejection.status.code))
+            RouteMetrics.refused(route: matched?.0.template ?? "", reason: String(rejection.status.code))
         }
         return decision
     }
 
-    private func decide(_ request: WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision {
-        guard let (template, route, pathParameters) = self.match(request.path) else {
-            return .reject(.init(status: .notFound, reason: "no route for \(request.path)"))
+    private func decide(_ request: WebSocketUpgradeRequest, _ matched: (RouteTemplate, GatewayRoute, [String: String])?) async -> WebSocketUpgradeDecision {
+        let pending: PendingUpgrade
+        switch self.check(request, matched) {
+        case .failure(let rejection): return .reject(rejection)
+        case .success(let checked): pending = checked
+        }
+        guard let hook = pending.route.upgradeHook else { return self.accept(pending, GatewayAcceptance()) }
+        let now = GatewayConnection.epochMilliseconds()
+        let info = ConnectionInfo(
+            socketID: pending.id, socketType: .inbound, uri: pending.uri, route: pending.template, path: request.path,
+            headers: GatewayConnection.flatten(request.headers), parameters: pending.parameters, queryString: request.query,
+            subprotocol: pending.chosen, secure: request.isSecure,
+            remoteAddress: request.remoteAddress.map(GatewayConnection.describe),
+            localAddress: request.localAddress.map(GatewayConnection.describe),
+            clientCertificate: request.clientCertificateSubject, groups: pending.routeGroups.sorted(), attributes: [:],
+            connectedAt: now, lastActiveAt: now, state: "open", messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0)
+        let hookRequest = GatewayUpgradeRequest(
+            request: request, route: pending.template, pathParameters: pending.pathParameters,
+            queryParameters: request.queryParameters, subprotocol: pending.chosen, info: info)
+        switch await hook(hookRequest) {
+        case .accept(let accepted):
+            return self.accept(pending, accepted)
+        case .reject(let status, let headers, let body):
+            self.release(route: pending.template)
+            return .reject(.init(status: status, reason: body, headers: headers))
+        }
+    }
+
+    /// An upgrade that passed the gateway's own checks and holds a connection slot.
+    private struct PendingUpgrade {
+        var template: String
+        var route: GatewayRoute
+        var request: WebSocketUpgradeRequest
+        var pathParameters, parameters: [String: String]
+        var chosen: String?
+        var id: SocketID
+        var uri: String
+        var routeGroups: [String]
+    }
+
+    /// The gateway's checks (route, origin, capacity); on success the connection's slot is reserved.
+    private func check(
+        _ request: WebSocketUpgradeRequest, _ matched: (RouteTemplate, GatewayRoute, [String: String])?
+    ) -> Result<PendingUpgrade, WebSocketHandshakeRejection> {
+        guard let (template, route, pathParameters) = matched else {
+            return .failure(.init(status: .notFound, reason: "no route for \(request.path)"))
         }
         let origins = route.allowedOrigins ?? self.configuration.allowedOrigins ?? []
         if !origins.isEmpty, let origin = request.headers["origin"].first, !origins.contains(origin) {
-            return .reject(.init(status: .forbidden, reason: "origin \(origin) is not allowed"))
+            return .failure(.init(status: .forbidden, reason: "origin \(origin) is not allowed"))
         }
         if let refusal = self.admit(route: template.template, limit: route.maxConnections) {
-            return .reject(refusal)
+            return .failure(refusal)
         }
         var parameters = request.queryParameters
         parameters.merge(pathParameters) { _, path in path }
-        let chosen = request.firstOffered(of: route.subprotocols)
-        let id = SocketID.random()
         let scheme = request.isSecure ? "wss" : "ws"
         let host = request.headers["host"].first ?? "localhost"
-        let uri = "\(scheme)://\(host)\(request.head.uri)"
-        let routeGroups = route.groups.map { RouteTemplate.expand($0, with: parameters) }
-        var acceptance = GatewayAcceptance()
-        if let hook = route.upgradeHook {
-            let now = GatewayConnection.epochMilliseconds()
-            let info = ConnectionInfo(
-                socketID: id, socketType: .inbound, uri: uri, route: template.template, path: request.path,
-                headers: GatewayConnection.flatten(request.headers), parameters: parameters, queryString: request.query,
-                subprotocol: chosen, secure: request.isSecure,
-                remoteAddress: request.remoteAddress.map(GatewayConnection.describe),
-                localAddress: request.localAddress.map(GatewayConnection.describe),
-                clientCertificate: request.clientCertificateSubject, groups: routeGroups.sorted(), attributes: [:],
-                connectedAt: now, lastActiveAt: now, state: "open", messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0)
-            let hookRequest = GatewayUpgradeRequest(
-                request: request, route: template.template, pathParameters: pathParameters,
-                queryParameters: request.queryParameters, subprotocol: chosen, info: info)
-            switch await hook(hookRequest) {
-            case .accept(let accepted):
-                acceptance = accepted
-            case .reject(let status, let headers, let body):
-                self.release(route: template.template)
-                return .reject(.init(status: status, reason: body, headers: headers))
-            }
-        }
+        return .success(
+            PendingUpgrade(
+                template: template.template, route: route, request: request, pathParameters: pathParameters,
+                parameters: parameters, chosen: request.firstOffered(of: route.subprotocols), id: SocketID.random(),
+                uri: "\(scheme)://\(host)\(request.head.uri)",
+                routeGroups: route.groups.map { RouteTemplate.expand($0, with: parameters) }))
+    }
+
+    /// The accepted upgrade: the connection is registered when installed and then served.
+    private func accept(_ pending: PendingUpgrade, _ acceptance: GatewayAcceptance) -> WebSocketUpgradeDecision {
+        let request = pending.request
+        let route = pending.route
         var connection = route.connection ?? self.configuration.server.connection
         // A full outbound queue is handled by the gateway's slow-consumer policy, never by waiting.
         connection.outboundBackpressure = .fail
-        let groups = routeGroups + acceptance.groups
         let setup = ConnectionSetup(
-            id: id, route: template.template, uri: uri, path: request.path,
-            parameters: parameters, queryString: request.query, clientCertificate: request.clientCertificateSubject,
-            attributes: acceptance.attributes, groups: groups, maxMessageSize: connection.maxMessageSize,
+            id: pending.id, route: pending.template, uri: pending.uri, path: request.path,
+            parameters: pending.parameters, queryString: request.query, clientCertificate: request.clientCertificateSubject,
+            attributes: acceptance.attributes, groups: pending.routeGroups + acceptance.groups,
+            maxMessageSize: connection.maxMessageSize,
             handler: route.handler, rateLimit: route.rateLimit ?? self.configuration.rateLimit,
             idleAction: route.idleAction ?? self.configuration.idleAction, codec: route.codec)
         let registered = NIOLockedValueBox<GatewayConnection?>(nil)
         return .accept(
             WebSocketAcceptance(
-                subprotocol: acceptance.subprotocol ?? chosen, omitSubprotocol: acceptance.subprotocol == nil && chosen == nil,
+                subprotocol: acceptance.subprotocol ?? pending.chosen,
+                omitSubprotocol: acceptance.subprotocol == nil && pending.chosen == nil,
                 headers: acceptance.headers, connection: connection,
                 onInstalled: { socket in registered.withLockedValue { $0 = self.register(socket, setup: setup) } }
             ) { _ in
@@ -219,17 +270,27 @@ public final class Gateway: Service, Sendable {
 
     /// One connection's life after registration: run the handler, close, then unregister.
     private func serve(_ connection: GatewayConnection, setup: ConnectionSetup) async {
-        let events = GatewayEvents(
+        var events = GatewayEvents(
             connection: connection, rateLimit: setup.rateLimit, idleAction: setup.idleAction, clock: self.configuration.clock)
+        let route = setup.route
+        events.finish = {
+            await self.finishServing(connection)
+            self.release(route: route)
+        }
         await self.serve(connection, handler: setup.handler, events: events)
-        self.release(route: setup.route)
     }
 
-    /// Runs a connection's handler to the end, closes the connection if the handler returned early, waits for the
-    /// closing handshake and unregisters it (inbound and outbound alike).
+    /// Runs a connection's handler to the end, then ``finishServing(_:)`` (inbound and outbound alike). A handler
+    /// whose callbacks are driven without a task returns at once; the gateway finishes after its close event.
     func serve(_ connection: GatewayConnection, handler: any GatewayHandler, events: GatewayEvents) async {
         await handler.serve(GatewayContext(connection: connection, gateway: self), events: events)
-        // A handler that returns early ends its connection.
+        if connection.socket?.deliveryFinished != nil { return }
+        if let finish = events.finish { await finish() } else { await self.finishServing(connection) }
+    }
+
+    /// Closes the connection if the handler returned early, waits for the closing handshake and unregisters it.
+    @inline(never)
+    func finishServing(_ connection: GatewayConnection) async {
         if !connection.isClosing || (connection.socket?.isOpen ?? false) { connection.startClose(code: .normalClosure) }
         self.unregister(connection, info: await connection.socket?.closeInfo)
     }

@@ -64,4 +64,48 @@ struct ServerLifecycleTests {
         await server.run()
         #expect(!handled.withLockedValue { $0 })
     }
+
+    @Test func aSynchronousDecisionRunsOnTheLoopWithoutATaskAndNilFallsBackToTheHook() async throws {
+        let decidedNow = Mailbox<Bool>()
+        let hookRan = Mailbox<String>()
+        let server = try await WebSocketServer.bind(
+            configuration: .init(host: "127.0.0.1", port: 0),
+            decideNow: { request in
+                // On one of the group's threads, and not inside any task.
+                decidedNow.put(MultiThreadedEventLoopGroup.currentEventLoop != nil && withUnsafeCurrentTask { $0 == nil })
+                switch request.path {
+                case "/now":
+                    return .accept(WebSocketAcceptance { socket in
+                        socket.deliverEvents { event in
+                            if case .text(let text) = event { try? await socket.send(text: text) }
+                        }
+                    })
+                case "/refuse":
+                    return .reject(.init(status: .forbidden, reason: "refused on the spot"))
+                default:
+                    return nil
+                }
+            },
+            onUpgrade: { request in
+                hookRan.put(request.path)
+                return .reject(.init(status: .notFound, reason: "decided later"))
+            })
+        let port = server.localAddress!.port!
+        // A frame in the same write as the request: it waits for the upgrade, then is echoed.
+        var request = Array(upgradeRequest(path: "/now").utf8)
+        request += text("hi").readableBytesView
+        let reply = try await RawTCP.exchange(port: port, send: request, until: [0x81, 0x02, 0x68, 0x69])
+        #expect(String(decoding: reply, as: UTF8.self).hasPrefix("HTTP/1.1 101"))
+        #expect(reply.suffix(4) == [0x81, 0x02, 0x68, 0x69])
+        #expect(await decidedNow.take() == true)
+        let refused = try await RawTCP.exchange(port: port, send: upgradeRequest(path: "/refuse"))
+        #expect(refused.hasPrefix("HTTP/1.1 403") && refused.hasSuffix("refused on the spot\n"))
+        #expect(await decidedNow.take() == true)
+        let later = try await RawTCP.exchange(port: port, send: upgradeRequest(path: "/later"))
+        #expect(later.hasPrefix("HTTP/1.1 404") && later.hasSuffix("decided later\n"))
+        #expect(await decidedNow.take() == true)
+        #expect(await hookRan.take() == "/later")
+        await server.shutdown()
+        await server.run()
+    }
 }

@@ -48,7 +48,8 @@ struct BenchGateway: AsyncParsableCommand {
         }
         if self.engineOnly {
             let engine = try await WebSocketServer.bind(configuration: server) { _ in
-                .accept(WebSocketAcceptance { socket in for await _ in socket.events {} })
+                // Events go to a callback: an idle connection holds no task, as with the gateway's callback handlers.
+                .accept(WebSocketAcceptance { socket in socket.deliverEvents { _ in } })
             }
             print("bench-gateway (engine only) listening on \(engine.localAddress!) pid \(getpid())")
             fflush(nil)

@@ -20,6 +20,27 @@ public struct GatewayEvents: AsyncSequence, Sendable {
     let clock: any GatewayClock
     /// Outbound sockets: why the first attempt failed (it was made before the handler started), if it did.
     var firstFailure: String? = nil
+    /// Inbound connections: what the gateway does once the handler is done (close, unregister, release the slot).
+    /// Set, it lets the default ``GatewayHandler/serve(_:events:)`` drive the callbacks without a parked task.
+    var finish: (@Sendable () async -> Void)? = nil
+
+    /// Drives `handler`'s callbacks from the engine's callback delivery, so that the connection holds no task
+    /// while idle: `open` now, then each event in a short task on the connection's event loop. Returns `false`
+    /// (and does nothing) for an outbound socket, whose reconnections need a task of their own.
+    func deliverToCallbacks(of handler: some GatewayHandler, _ context: GatewayContext) async -> Bool {
+        guard let finish = self.finish, self.connection.link == nil, let socket = self.connection.socket else { return false }
+        let iteration = Iteration(
+            connection: self.connection,
+            bucket: self.rateLimit.map { TokenBucket(limit: $0, now: self.clock.now()) },
+            idleAction: self.idleAction, clock: self.clock,
+            decoder: self.connection.codec.map { MessageDecoder(codec: $0, maxBuffered: self.connection.maxMessageSize) },
+            firstFailure: nil)
+        let pump = GatewayCallbackPump(iteration: iteration, handler: handler, context: context, finish: finish)
+        iteration.startCallbacks()
+        await pump.dispatchPending()
+        socket.deliverEvents { event in await pump.take(event) }
+        return true
+    }
 
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(
@@ -110,6 +131,24 @@ public struct GatewayEvents: AsyncSequence, Sendable {
             }
         }
 
+        /// Callback delivery: the session starts at once (the engine delivers its events to ``handle(_:)``).
+        func startCallbacks() {
+            self.everConnected = true
+            self.pending.append(.open)
+            self.stage = .session
+        }
+
+        /// The next event made by ``handle(_:)``, if any.
+        func nextPending() -> GatewayEvent? {
+            self.pending.popFirst().map(self.event)
+        }
+
+        /// Whether the connection's last event (`close`) was made.
+        var isFinished: Bool {
+            if case .finished = self.stage { return true }
+            return false
+        }
+
         @inline(never)
         private func open() {
             if self.connection.link != nil { self.pending.append(.connecting(attempt: 1)) }
@@ -127,7 +166,7 @@ public struct GatewayEvents: AsyncSequence, Sendable {
         }
 
         @inline(never)
-        private func handle(_ event: WebSocketEvent) {
+        func handle(_ event: WebSocketEvent) {
             switch event {
             case .text(let text):
                 self.deliver(bytes: text.utf8.count, text: text, binary: nil)
@@ -259,6 +298,38 @@ public struct GatewayEvents: AsyncSequence, Sendable {
 
         private func event(_ kind: GatewayEvent.Kind) -> GatewayEvent {
             GatewayEvent(kind: kind, connection: self.connection, timestamp: GatewayConnection.epochMilliseconds())
+        }
+    }
+}
+
+/// Drives a handler's callbacks from the engine's callback delivery (``WebSocket/deliverEvents(to:)``): the one
+/// object the delivery holds for an idle connection. Its events come one at a time, in order, on the connection's
+/// event loop.
+final class GatewayCallbackPump: @unchecked Sendable {
+    // Touched by one event's task at a time (the engine never runs two at once).
+    private let iteration: GatewayEvents.Iteration
+    private let handler: any GatewayHandler
+    private let context: GatewayContext
+    private let finish: @Sendable () async -> Void
+
+    init(iteration: GatewayEvents.Iteration, handler: any GatewayHandler, context: GatewayContext, finish: @escaping @Sendable () async -> Void) {
+        self.iteration = iteration
+        self.handler = handler
+        self.context = context
+        self.finish = finish
+    }
+
+    /// Turns one engine event into the gateway's (counters, rate limit, codec) and calls their callbacks; after the
+    /// close event, does what the gateway does when a handler is done.
+    func take(_ event: WebSocketEvent) async {
+        self.iteration.handle(event)
+        await self.dispatchPending()
+        if self.iteration.isFinished { await self.finish() }
+    }
+
+    func dispatchPending() async {
+        while let event = self.iteration.nextPending() {
+            await self.handler.dispatch(event, self.context)
         }
     }
 }

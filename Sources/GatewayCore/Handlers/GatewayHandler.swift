@@ -2,8 +2,12 @@ import NIOCore
 import WebSocketEngine
 
 /// Serves the connections of a route. Implement the callbacks you need (the others do nothing), or override
-/// ``serve(_:events:)`` to consume the events as an `AsyncSequence`. Events of one connection come in order,
-/// from one task; the handler may reply on its connection and call every ``Gateway`` operation.
+/// ``serve(_:events:)`` to consume the events as an `AsyncSequence`. Events of one connection come in order, one
+/// callback at a time; the handler may reply on its connection and call every ``Gateway`` operation.
+///
+/// With the default ``serve(_:events:)``, an inbound connection's callbacks run in a task on the connection's event
+/// loop that exists only while events are waiting or being handled: an idle connection holds no task. Outbound
+/// sockets, and handlers that override ``serve(_:events:)``, keep one task for the connection's life.
 public protocol GatewayHandler: Sendable {
     /// Serves one connection from open to close; by default calls the callbacks for each event.
     func serve(_ context: GatewayContext, events: GatewayEvents) async
@@ -37,6 +41,7 @@ public protocol GatewayHandler: Sendable {
 
 extension GatewayHandler {
     public func serve(_ context: GatewayContext, events: GatewayEvents) async {
+        if await events.deliverToCallbacks(of: self, context) { return }
         for await event in events {
             await self.dispatch(event, context)
         }

@@ -7,9 +7,10 @@ import NIOWebSocket
 /// task; sends are carried out in call order on the connection's event loop.
 ///
 /// Inbound data arrives either through ``events`` (an `AsyncSequence` of every ``WebSocketEvent``), through
-/// ``receive()`` (the next whole message, for request-reply use) or through ``run(_:)`` with a
-/// ``WebSocketEventHandler``. Use one of them per connection. When the consumer falls behind, the connection stops
-/// reading from the network until it catches up.
+/// ``receive()`` (the next whole message, for request-reply use), through ``run(_:)`` with a
+/// ``WebSocketEventHandler``, or through a callback with ``deliverEvents(to:)`` (no task waits while the connection
+/// is idle). Use one of them per connection; events that arrive before it is chosen wait for it. When the consumer
+/// falls behind, the connection stops reading from the network until it catches up.
 public final class WebSocket: Sendable {
     /// A process-unique number for logs and lookups.
     public let id: UInt64
@@ -32,9 +33,11 @@ public final class WebSocket: Sendable {
 
     let channel: any Channel
     private let handler: NIOLoopBound<WebSocketChannelHandler>
-    private let sequence: WebSocketChannelHandler.Producer
+    /// Made when ``events`` is first used (a connection served by a callback never needs one).
+    private let sequence = NIOLockedValueBox<WebSocketChannelHandler.Producer?>(nil)
+    private let bufferedEvents: Int
     private let receiver: NIOLockedValueBox<Receiver>
-    private let closed: EventLoopFuture<WebSocketCloseInfo>
+    let closed: EventLoopFuture<WebSocketCloseInfo>
     private let consumer: NIOLockedValueBox<ConsumerState>
 
     private static let nextID = NIOLockedValueBox<UInt64>(0)
@@ -58,12 +61,6 @@ public final class WebSocket: Sendable {
         position: ChannelPipeline.SynchronousOperations.Position = .last
     ) throws -> WebSocket {
         let eventLoop = channel.eventLoop
-        let box = NIOLoopBoundBox<WebSocketChannelHandler?>(nil, eventLoop: eventLoop)
-        let produced = WebSocketChannelHandler.Producer.makeSequence(
-            backPressureStrategy: .init(lowWatermark: max(1, configuration.inboundBufferedEvents / 4), highWatermark: configuration.inboundBufferedEvents),
-            finishOnDeinit: false,
-            delegate: InboundDelegate(eventLoop: eventLoop, handler: box)
-        )
         let codec = compression.map {
             PerMessageDeflateCodec(parameters: $0, role: role, configuration: configuration.compression ?? .init())
         }
@@ -82,15 +79,14 @@ public final class WebSocket: Sendable {
         )
         let closedPromise = eventLoop.makePromise(of: WebSocketCloseInfo.self)
         let handler = WebSocketChannelHandler(
-            machine: machine, configuration: configuration, source: produced.source, closedPromise: closedPromise)
-        box.value = handler
+            machine: machine, configuration: configuration, eventLoop: eventLoop, closedPromise: closedPromise)
         // The connection keeps its request for its whole life: copy the headers into an array of their exact
         // size (SwiftNIO's decoder reserves room for 16).
         var request = request
         request.headers = HTTPHeaders(request.headers.map { ($0.name, $0.value) })
         let socket = WebSocket(
             role: role, request: request, subprotocol: subprotocol, compression: compression, isSecure: isSecure,
-            channel: channel, handler: handler, sequence: produced.sequence, closed: closedPromise.futureResult)
+            channel: channel, handler: handler, closed: closedPromise.futureResult)
         try channel.syncOptions?.setOption(
             ChannelOptions.writeBufferWaterMark,
             value: .init(low: configuration.outboundQueueSize / 2, high: configuration.outboundQueueSize))
@@ -106,7 +102,6 @@ public final class WebSocket: Sendable {
         isSecure: Bool,
         channel: any Channel,
         handler: WebSocketChannelHandler,
-        sequence: WebSocketChannelHandler.Producer,
         closed: EventLoopFuture<WebSocketCloseInfo>
     ) {
         self.id = Self.nextID.withLockedValue { $0 += 1; return $0 }
@@ -120,7 +115,7 @@ public final class WebSocket: Sendable {
         self.remoteAddress = channel.remoteAddress
         self.localAddress = channel.localAddress
         self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
-        self.sequence = sequence
+        self.bufferedEvents = handler.configuration.inboundBufferedEvents
         self.receiver = NIOLockedValueBox(.unused)
         self.closed = closed
         self.consumer = handler.consumer
@@ -144,7 +139,64 @@ public final class WebSocket: Sendable {
 
     /// Every event of the connection in order, ending with ``WebSocketEvent/close(_:)``. Iterate it once.
     public var events: WebSocketEvents {
-        WebSocketEvents(base: self.sequence, consumer: self.consumer, onBarrier: self.barrierReached, onWait: self.readerWillWait)
+        WebSocketEvents(base: self.eventSequence, consumer: self.consumer, onBarrier: self.barrierReached, onWait: self.readerWillWait)
+    }
+
+    /// The sequence behind ``events``, made on first use; the events held until then go into it first.
+    private var eventSequence: WebSocketChannelHandler.Producer {
+        self.sequence.withLockedValue { sequence in
+            if let sequence { return sequence }
+            let produced = WebSocketChannelHandler.Producer.makeSequence(
+                backPressureStrategy: .init(lowWatermark: max(1, self.bufferedEvents / 4), highWatermark: self.bufferedEvents),
+                finishOnDeinit: false,
+                delegate: InboundDelegate(handler: self.handler))
+            let handler = self.handler
+            let source = produced.source
+            if self.eventLoop.inEventLoop {
+                handler.value.attach(source)
+            } else {
+                self.eventLoop.execute { handler.value.attach(source) }
+            }
+            sequence = produced.sequence
+            return produced.sequence
+        }
+    }
+
+    /// Hands every event of the connection to `body`, in order, one call at a time, ending with
+    /// ``WebSocketEvent/close(_:)``. The calls run in a task on the connection's event loop that exists only while
+    /// events are waiting or being handled, so an idle connection costs no task. Not for use together with
+    /// ``events``, ``receive()`` or ``run(_:)``.
+    ///
+    /// When a ``WebSocketServer`` handler calls this, the connection stays served after the handler returns, until
+    /// `body` has returned for the close event.
+    ///
+    /// - Returns: a future completed once `body` has returned for the close event (failed with
+    ///   ``WebSocketError/eventsTakenByCallback`` if a callback was already chosen, with
+    ///   ``WebSocketError/concurrentReceive`` if the events were already taken another way).
+    @discardableResult
+    public func deliverEvents(to body: @escaping @Sendable (WebSocketEvent) async -> Void) -> EventLoopFuture<Void> {
+        let finished = self.eventLoop.makePromise(of: Void.self)
+        let first = self.consumer.withLockedValue { consumer in
+            guard consumer.delivery == nil else { return false }
+            consumer.delivery = finished.futureResult
+            return true
+        }
+        guard first else {
+            finished.fail(WebSocketError.eventsTakenByCallback)
+            return finished.futureResult
+        }
+        let handler = self.handler
+        if self.eventLoop.inEventLoop {
+            handler.value.startCallback(body, finished: finished)
+        } else {
+            self.eventLoop.execute { handler.value.startCallback(body, finished: finished) }
+        }
+        return finished.futureResult
+    }
+
+    /// Completed once the callback of ``deliverEvents(to:)`` has taken the last event; `nil` if it was not used.
+    public var deliveryFinished: EventLoopFuture<Void>? {
+        self.consumer.withLockedValue { $0.delivery }
     }
 
     /// The reader is about to wait: when it runs on the connection's event loop, flush what it wrote.
@@ -182,6 +234,7 @@ public final class WebSocket: Sendable {
     /// Waits for the next whole message; `nil` once the connection is closed. Pings, pongs and idle events are
     /// skipped (pings are answered automatically). Not for use together with ``events``.
     public func receive() async throws -> WebSocketMessage? {
+        if self.deliveryFinished != nil { throw WebSocketError.eventsTakenByCallback }
         var iterator: WebSocketEvents.AsyncIterator = try self.receiver.withLockedValue { state in
             switch state {
             case .unused:

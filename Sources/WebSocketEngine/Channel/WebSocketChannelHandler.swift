@@ -4,7 +4,8 @@ import NIOCore
 import NIOWebSocket
 
 /// Carries out what ``WebSocketStateMachine`` decides on a NIO channel: writes, flushes, timers, closing TCP,
-/// delivering events with backpressure. It holds no protocol rule of its own. Event-loop bound, not `Sendable`.
+/// delivering events with backpressure (see `WebSocketChannelHandler+Delivery.swift`). It holds no protocol rule
+/// of its own. Event-loop bound, not `Sendable`.
 final class WebSocketChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = Never
@@ -15,13 +16,17 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     >
 
     private var machine: WebSocketStateMachine
-    private let configuration: WebSocketConfiguration
-    private var source: Producer.Source?
+    let configuration: WebSocketConfiguration
+    let eventLoop: any EventLoop
+    /// Where events go: held until the application chooses a way to take them, then a sequence or a callback.
+    var delivery: EventDelivery
+    /// The connection ended (its close event is delivered or waiting in ``delivery``).
+    var ended = false
     private var context: ChannelHandlerContext?
     /// The application stopped consuming events; they are dropped from now on.
-    private var consumerGone = false
+    var consumerGone = false
     /// The application's buffer of events is full: no more reads until it drains.
-    private var inboundPaused = false
+    var inboundPaused = false
     private var readPending = false
     private var inReadLoop = false
     private var needsFlush = false
@@ -46,18 +51,19 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     /// A close waiting for the application to take the events delivered before it.
     private var closePending = false
     /// Events handed to the application so far.
-    private var delivered = 0
+    var delivered = 0
     private var barrierTimer: Scheduled<Void>?
 
     init(
         machine: WebSocketStateMachine,
         configuration: WebSocketConfiguration,
-        source: Producer.Source,
+        eventLoop: any EventLoop,
         closedPromise: EventLoopPromise<WebSocketCloseInfo>
     ) {
         self.machine = machine
         self.configuration = configuration
-        self.source = source
+        self.eventLoop = eventLoop
+        self.delivery = EventDelivery(bufferedEvents: configuration.inboundBufferedEvents)
         self.closedPromise = closedPromise
     }
 
@@ -312,7 +318,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         if taken == self.delivered, !self.inReadLoop { self.flushIfNeeded() }
     }
 
-    private func flushIfNeeded() {
+    func flushIfNeeded() {
         guard self.needsFlush, let context = self.context else { return }
         self.needsFlush = false
         self.unflushedBytes = 0
@@ -350,19 +356,6 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         self.needsFlush = false
     }
 
-    private func deliver(_ event: WebSocketEvent) {
-        guard !self.consumerGone, let source = self.source else { return }
-        self.delivered += 1
-        switch source.yield(event) {
-        case .produceMore:
-            break
-        case .stopProducing:
-            self.inboundPaused = true
-        case .dropped:
-            self.consumerGone = true
-        }
-    }
-
     /// The application took events out of a full buffer (or stopped consuming altogether).
     func resumeInbound(consumerGone: Bool) {
         if consumerGone {
@@ -383,7 +376,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         // The reader is idle when it waits for an event and has taken all before the close or error.
         let idle = consumer.waiting && consumer.taken == self.delivered - 1
         // A reader that has not started yet may still answer what came before (it gets the grace period).
-        guard !self.consumerGone, !idle, self.source != nil, let context = self.context else {
+        guard !self.consumerGone, !idle, !self.ended, let context = self.context else {
             // Nobody reads the events any more, or the reader is idle: nobody is answering an earlier message.
             self.finishClose()
             return
@@ -414,24 +407,24 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         }
     }
 
-    private func resumeReadingIfPossible() {
+    func resumeReadingIfPossible() {
         guard self.readPending, !self.inboundPaused, let context = self.context, context.channel.isWritable else { return }
         self.readPending = false
         context.read()
     }
 
     private func connectionEnded(context: ChannelHandlerContext) {
-        guard let source = self.source else { return }
-        self.source = nil
+        guard !self.ended else { return }
+        self.ended = true
         self.cancelTimers()
         let info = self.machine.connectionClosed()
         while let (_, promise) = self.waitingWrites.popFirst() {
             promise?.fail(WebSocketError.connectionClosed)
         }
-        if !self.consumerGone, !self.closeEventDelivered {
-            _ = source.yield(.close(info))
+        if !self.closeEventDelivered {
+            self.deliver(.close(info))
         }
-        source.finish()
+        self.finishDelivery()
         self.closedPromise.succeed(info)
     }
 
@@ -490,18 +483,19 @@ struct ConsumerState: Sendable {
     var waiting = false
     /// Events the application has taken.
     var taken = 0
+    /// Set when the events go to a callback (``WebSocket/deliverEvents(to:)``): completed after the last one.
+    var delivery: EventLoopFuture<Void>?
 }
 
 /// Tells the handler, on its event loop, when the application drained events or stopped listening.
 struct InboundDelegate: NIOAsyncSequenceProducerDelegate {
-    let eventLoop: any EventLoop
-    let handler: NIOLoopBoundBox<WebSocketChannelHandler?>
+    let handler: NIOLoopBound<WebSocketChannelHandler>
 
     func produceMore() {
-        self.eventLoop.execute { self.handler.value?.resumeInbound(consumerGone: false) }
+        self.handler.eventLoop.execute { self.handler.value.resumeInbound(consumerGone: false) }
     }
 
     func didTerminate() {
-        self.eventLoop.execute { self.handler.value?.resumeInbound(consumerGone: true) }
+        self.handler.eventLoop.execute { self.handler.value.resumeInbound(consumerGone: true) }
     }
 }

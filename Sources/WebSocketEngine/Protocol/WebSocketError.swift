@@ -12,6 +12,7 @@ public struct WebSocketError: Error, Hashable, Sendable, CustomStringConvertible
         case closeReasonTooLong(Int)
         case pongTimeout
         case concurrentReceive
+        case eventsTakenByCallback
     }
 
     let base: Base
@@ -42,12 +43,15 @@ public struct WebSocketError: Error, Hashable, Sendable, CustomStringConvertible
     public static let pongTimeout = Self(.pongTimeout)
     /// `receive()` was called while another call was waiting.
     public static let concurrentReceive = Self(.concurrentReceive)
+    /// The connection's events go to the callback of ``WebSocket/deliverEvents(to:)``; they cannot be taken
+    /// another way.
+    public static let eventsTakenByCallback = Self(.eventsTakenByCallback)
 
     /// The kinds of error, for `switch`ing in applications.
     public enum Kind: Sendable, Hashable {
         case protocolViolation, connectionClosed, connectionClosing, outboundQueueFull, fragmentedSendInProgress
         case noFragmentedSendInProgress, controlFrameTooLarge, invalidCloseCode, closeReasonTooLong, pongTimeout
-        case concurrentReceive
+        case concurrentReceive, eventsTakenByCallback
     }
 
     /// Which kind of error this is.
@@ -64,6 +68,7 @@ public struct WebSocketError: Error, Hashable, Sendable, CustomStringConvertible
         case .closeReasonTooLong: return .closeReasonTooLong
         case .pongTimeout: return .pongTimeout
         case .concurrentReceive: return .concurrentReceive
+        case .eventsTakenByCallback: return .eventsTakenByCallback
         }
     }
 
@@ -89,6 +94,7 @@ public struct WebSocketError: Error, Hashable, Sendable, CustomStringConvertible
         case .closeReasonTooLong(let size): return "close reason of \(size) bytes exceeds 123 bytes"
         case .pongTimeout: return "no pong received within the keepalive timeout"
         case .concurrentReceive: return "receive() called while another receive() is pending"
+        case .eventsTakenByCallback: return "the connection's events already go to a callback (deliverEvents(to:))"
         }
     }
 }

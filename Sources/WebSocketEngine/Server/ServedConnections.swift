@@ -37,14 +37,29 @@ final class ServedConnections: Sendable {
         if shutDown {
             await Self.close(socket, code: .goingAway, reason: "server shutting down")
         } else {
+            var failed = false
             do {
                 try await handler(socket)
             } catch {
-                await Self.close(socket, code: .internalServerError, reason: "handler failed")
+                failed = true
             }
+            if let delivery = socket.deliveryFinished {
+                // The handler left the events to a callback: the connection is served until it took the last.
+                return self.ended(socket, after: delivery, failed: failed)
+            }
+            if failed { await Self.close(socket, code: .internalServerError, reason: "handler failed") }
             await Self.close(socket, code: .normalClosure, reason: "")
         }
         self.ended(socket)
+    }
+
+    /// Ends a connection served by a callback once the callback took its last event and the connection closed.
+    private func ended(_ socket: WebSocket, after delivery: EventLoopFuture<Void>, failed: Bool) {
+        if failed { socket.startClose(code: .internalServerError, reason: "handler failed") }
+        delivery.whenComplete { _ in
+            if socket.isOpen { socket.startClose(code: .normalClosure, reason: "") }
+            socket.closed.whenComplete { _ in self.ended(socket) }
+        }
     }
 
     @inline(never)

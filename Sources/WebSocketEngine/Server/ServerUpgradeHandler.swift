@@ -18,6 +18,7 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     }
 
     private let configuration: WebSocketServerConfiguration
+    private let decideNow: (@Sendable (WebSocketUpgradeRequest) -> WebSocketUpgradeDecision?)?
     private let onUpgrade: @Sendable (WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision
     private let onConnection: @Sendable (WebSocket, WebSocketAcceptance) -> Void
     private let httpHandlers: [any RemovableChannelHandler]
@@ -27,11 +28,13 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     init(
         configuration: WebSocketServerConfiguration,
         httpHandlers: [any RemovableChannelHandler],
+        decideNow: (@Sendable (WebSocketUpgradeRequest) -> WebSocketUpgradeDecision?)? = nil,
         onUpgrade: @escaping @Sendable (WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision,
         onConnection: @escaping @Sendable (WebSocket, WebSocketAcceptance) -> Void
     ) {
         self.configuration = configuration
         self.httpHandlers = httpHandlers
+        self.decideNow = decideNow
         self.onUpgrade = onUpgrade
         self.onConnection = onConnection
     }
@@ -104,6 +107,9 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
             offeredSubprotocols: offer.subprotocols,
             selectedSubprotocol: ServerHandshake.chooseSubprotocol(offered: offer.subprotocols, supported: self.configuration.subprotocols)
         )
+        if let decision = self.decideNow?(request) {
+            return self.carryOut(decision, request: request, offer: offer, context: context)
+        }
         let promise = context.eventLoop.makePromise(of: WebSocketUpgradeDecision.self)
         let onUpgrade = self.onUpgrade
         // The application decides in a task that prefers this connection's event loop: a decision that does not
@@ -113,12 +119,16 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         }
         promise.futureResult.assumeIsolated().whenSuccess { decision in
             guard case .deciding = self.state, context.channel.isActive else { return }
-            switch decision {
-            case .reject(let rejection):
-                self.reject(rejection, context: context)
-            case .accept(let acceptance):
-                self.accept(acceptance, request: request, offer: offer, context: context)
-            }
+            self.carryOut(decision, request: request, offer: offer, context: context)
+        }
+    }
+
+    private func carryOut(_ decision: WebSocketUpgradeDecision, request: WebSocketUpgradeRequest, offer: ServerHandshake.Offer, context: ChannelHandlerContext) {
+        switch decision {
+        case .reject(let rejection):
+            self.reject(rejection, context: context)
+        case .accept(let acceptance):
+            self.accept(acceptance, request: request, offer: offer, context: context)
         }
     }
 

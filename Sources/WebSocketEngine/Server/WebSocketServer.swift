@@ -77,9 +77,14 @@ public final class WebSocketServer: Sendable {
     }
 
     /// Starts listening. `onUpgrade` is called for every valid upgrade request and decides to accept or reject it.
+    ///
+    /// - Parameter decideNow: decides an upgrade on the spot when it can (a routing table lookup, say), on the
+    ///   connection's event loop and without a task; it returns `nil` to leave the request to `onUpgrade`. It must
+    ///   not block.
     public static func bind(
         configuration: WebSocketServerConfiguration,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        decideNow: (@Sendable (WebSocketUpgradeRequest) -> WebSocketUpgradeDecision?)? = nil,
         onUpgrade: @escaping @Sendable (WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision
     ) async throws -> WebSocketServer {
         let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
@@ -108,7 +113,7 @@ public final class WebSocketServer: Sendable {
                     try sync.addHandler(
                         ServerUpgradeHandler(
                             configuration: configuration, httpHandlers: [decoder, encoder],
-                            onUpgrade: onUpgrade, onConnection: onConnection))
+                            decideNow: decideNow, onUpgrade: onUpgrade, onConnection: onConnection))
                 }
             }
             .bind(host: configuration.host, port: configuration.port)
