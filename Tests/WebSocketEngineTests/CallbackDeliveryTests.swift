@@ -1,7 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import Testing
-import WebSocketEngine
+@testable import WebSocketEngine
 import WebSocketTestKit
 
 @Suite("Events delivered to a callback (no task while idle)")
@@ -110,5 +110,36 @@ struct CallbackDeliveryTests {
         // `run()` returns only once the callback has taken the close event.
         await running.value
         #expect(closeSeen.withLockedValue { $0 })
+    }
+
+    @Test func aBusyConnectionKeepsItsTaskAndAnIdleOneLosesIt() async throws {
+        let served = Mailbox<WebSocket>()
+        try await withServer(onUpgrade: { _ in
+            .accept(WebSocketAcceptance { socket in
+                served.put(socket)
+                socket.deliverEvents { event in
+                    if case .text(let text) = event { try? await socket.send(text: text) }
+                }
+            })
+        }) { port in
+            let client = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/")
+            let socket = try #require(await served.take())
+            // Opened without an event: no task.
+            #expect(try await !socket.callbackTaskExists)
+            try await client.send(text: "one")
+            #expect(try await client.receive() == .text("one"))
+            // Parked between events rather than ended, so that the next message needs no new task.
+            #expect(try await socket.callbackTaskExists)
+            // The loop's sweeper ends it after a whole idle period (one to two seconds).
+            let deadline = ContinuousClock.now + .seconds(10)
+            while try await socket.callbackTaskExists, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(try await !socket.callbackTaskExists)
+            // The next event starts a new one.
+            try await client.send(text: "two")
+            #expect(try await client.receive() == .text("two"))
+            try await client.close()
+        }
     }
 }

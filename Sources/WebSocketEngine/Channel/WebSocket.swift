@@ -215,6 +215,14 @@ public final class WebSocket: Sendable {
         return { eventLoop.execute { handler.value.barrierReached() } }
     }
 
+    /// Whether the callback of ``deliverEvents(to:)`` has a task now, running or parked (for tests).
+    var callbackTaskExists: Bool {
+        get async throws {
+            let handler = self.handler
+            return try await self.eventLoop.submit { handler.value.delivery.draining }.get()
+        }
+    }
+
     /// Whether the application is parked waiting for the next event (for tests).
     var readerIsWaiting: Bool { self.consumer.withLockedValue { $0.waiting } }
 

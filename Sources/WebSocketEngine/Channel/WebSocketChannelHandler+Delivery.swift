@@ -16,8 +16,10 @@ struct EventDelivery {
     var sink = Sink.undecided
     /// Events waiting for the callback, or for the application to choose.
     var inbox: Deque<WebSocketEvent> = []
-    /// The callback's task is running (it exists only while events are waiting or being handled).
+    /// The callback's task exists (running, or parked waiting for the next event).
     var draining = false
+    /// The callback's task, parked until the next event (`true`) or until the sweeper retires it (`false`).
+    var waiter: UnsafeContinuation<Bool, Never>?
     /// Completed once the callback has returned for the last event.
     var finished: EventLoopPromise<Void>?
     let lowWatermark: Int
@@ -35,14 +37,20 @@ final class EventPump: @unchecked Sendable {
     // Touched only on the connection's event loop (the draining task prefers its executor).
     let handler: WebSocketChannelHandler
     let body: @Sendable (WebSocketEvent) async -> Void
+    let sweeper: IdleTaskSweeper
+    /// Where the sweeper lists this pump's task (-1 when it has none).
+    var slot = -1
+    /// The sweeper's generation when the task last took an event.
+    var lastActive = 0
 
     init(handler: WebSocketChannelHandler, body: @escaping @Sendable (WebSocketEvent) async -> Void) {
         self.handler = handler
         self.body = body
+        self.sweeper = IdleTaskSweeper.of(handler.eventLoop)
     }
 
     func drain() async {
-        await self.handler.drain(with: self.body)
+        await self.handler.drain(self)
     }
 }
 
@@ -58,7 +66,12 @@ extension WebSocketChannelHandler {
             self.hold(event)
         case .callback(let pump):
             self.hold(event)
-            self.startDraining(pump)
+            if let waiter = self.delivery.waiter {
+                self.delivery.waiter = nil
+                waiter.resume(returning: true)
+            } else {
+                self.startDraining(pump)
+            }
         case .done:
             break
         }
@@ -126,8 +139,9 @@ extension WebSocketChannelHandler {
         }
     }
 
-    /// Starts the task that hands the waiting events to the callback, unless it runs already. It runs on the
-    /// connection's event loop and ends when no event is left: an idle connection holds no task.
+    /// Starts the task that hands the waiting events to the callback, unless it exists already. It runs on the
+    /// connection's event loop, parks between events, and ends after the close event or when the loop's
+    /// ``IdleTaskSweeper`` finds it idle for a whole period: an idle connection holds no task.
     private func startDraining(_ pump: EventPump) {
         guard !self.delivery.draining else { return }
         self.delivery.draining = true
@@ -136,30 +150,48 @@ extension WebSocketChannelHandler {
 
     /// The draining task's body (on the event loop: the task prefers the loop's executor, and the callback's
     /// awaits come back to it).
-    func drain(with body: @Sendable (WebSocketEvent) async -> Void) async {
-        while let event = self.delivery.inbox.popFirst() {
+    func drain(_ pump: EventPump) async {
+        pump.sweeper.add(pump)
+        var closed = false
+        while true {
+            while let event = self.delivery.inbox.popFirst() {
+                self.eventLoop.preconditionInEventLoop()
+                pump.lastActive = pump.sweeper.generation
+                self.consumer.withLockedValue {
+                    $0.waiting = false
+                    $0.taken += 1
+                }
+                if self.inboundPaused, self.delivery.inbox.count <= self.delivery.lowWatermark {
+                    self.resumeInbound(consumerGone: false)
+                }
+                switch event {
+                case .close: closed = true; self.barrierReached()
+                case .error: self.barrierReached()
+                default: break
+                }
+                await pump.body(event)
+            }
             self.eventLoop.preconditionInEventLoop()
-            self.consumer.withLockedValue {
-                $0.waiting = false
-                $0.taken += 1
+            let taken = self.consumer.withLockedValue {
+                $0.waiting = true
+                return $0.taken
             }
-            if self.inboundPaused, self.delivery.inbox.count <= self.delivery.lowWatermark {
-                self.resumeInbound(consumerGone: false)
-            }
-            switch event {
-            case .close, .error: self.barrierReached()
-            default: break
-            }
-            await body(event)
+            self.readerWillWait(taken: taken)
+            // Nothing follows the close event.
+            if closed { break }
+            let more = await withUnsafeContinuation { self.delivery.waiter = $0 }
+            if !more && self.delivery.inbox.isEmpty { break }
         }
-        self.eventLoop.preconditionInEventLoop()
         self.delivery.draining = false
-        let taken = self.consumer.withLockedValue {
-            $0.waiting = true
-            return $0.taken
-        }
-        self.readerWillWait(taken: taken)
+        pump.sweeper.remove(pump)
         self.completeIfDrained()
+    }
+
+    /// The sweeper found the callback's task idle for a whole period: it ends (the next event starts a new one).
+    func retireIfParked() {
+        guard let waiter = self.delivery.waiter else { return }
+        self.delivery.waiter = nil
+        waiter.resume(returning: false)
     }
 
     private func completeIfDrained() {
