@@ -22,17 +22,11 @@ public final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
         self.runNext = { self.runNextJob() }
     }
 
-    private static let shared = NIOLockedValueBox<[ObjectIdentifier: EventLoopTaskExecutor]>([:])
+    private static let shared = PerEventLoop { EventLoopTaskExecutor($0) }
 
     /// The one executor of `eventLoop` (so that connections do not each carry their own).
     public static func of(_ eventLoop: any EventLoop) -> EventLoopTaskExecutor {
-        self.shared.withLockedValue { executors in
-            let key = ObjectIdentifier(eventLoop)
-            if let executor = executors[key] { return executor }
-            let executor = EventLoopTaskExecutor(eventLoop)
-            executors[key] = executor
-            return executor
-        }
+        self.shared.of(eventLoop)
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {

@@ -19,17 +19,11 @@ final class IdleTaskSweeper: @unchecked Sendable {
         self.eventLoop = eventLoop
     }
 
-    private static let shared = NIOLockedValueBox<[ObjectIdentifier: IdleTaskSweeper]>([:])
+    private static let shared = PerEventLoop { IdleTaskSweeper($0) }
 
     /// The one sweeper of `eventLoop`, kept for the life of the process.
     static func of(_ eventLoop: any EventLoop) -> IdleTaskSweeper {
-        self.shared.withLockedValue { sweepers in
-            let key = ObjectIdentifier(eventLoop)
-            if let sweeper = sweepers[key] { return sweeper }
-            let sweeper = IdleTaskSweeper(eventLoop)
-            sweepers[key] = sweeper
-            return sweeper
-        }
+        self.shared.of(eventLoop)
     }
 
     /// A pump's task started.
