@@ -25,7 +25,8 @@ public struct GatewayEvents: AsyncSequence, Sendable {
     var finish: (@Sendable () async -> Void)? = nil
 
     /// Drives `handler`'s callbacks from the engine's callback delivery, so that the connection holds no task
-    /// while idle: `open` now, then each event in a short task on the connection's event loop. Returns `false`
+    /// while idle: `open` now, then the events in a task on the connection's event loop that ends once the
+    /// connection goes idle. Returns `false`
     /// (and does nothing) for an outbound socket, whose reconnections need a task of their own.
     func deliverToCallbacks(of handler: some GatewayHandler, _ context: GatewayContext) async -> Bool {
         guard let finish = self.finish, self.connection.link == nil, let socket = self.connection.socket else { return false }

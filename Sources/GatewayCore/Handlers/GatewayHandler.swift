@@ -6,7 +6,8 @@ import WebSocketEngine
 /// callback at a time; the handler may reply on its connection and call every ``Gateway`` operation.
 ///
 /// With the default ``serve(_:events:)``, an inbound connection's callbacks run in a task on the connection's event
-/// loop that exists only while events are waiting or being handled: an idle connection holds no task. Outbound
+/// loop that the first event starts and that ends after one to two seconds without an event: an idle connection
+/// holds no task, a busy one starts none per message. Outbound
 /// sockets, and handlers that override ``serve(_:events:)``, keep one task for the connection's life.
 public protocol GatewayHandler: Sendable {
     /// Serves one connection from open to close; by default calls the callbacks for each event.

@@ -1,4 +1,3 @@
-import NIOConcurrencyHelpers
 import NIOCore
 
 /// Ends the callback tasks of one event loop's connections (see ``WebSocket/deliverEvents(to:)``) that waited a

@@ -163,8 +163,9 @@ public final class WebSocket: Sendable {
     }
 
     /// Hands every event of the connection to `body`, in order, one call at a time, ending with
-    /// ``WebSocketEvent/close(_:)``. The calls run in a task on the connection's event loop that exists only while
-    /// events are waiting or being handled, so an idle connection costs no task. Not for use together with
+    /// ``WebSocketEvent/close(_:)``. The calls run in a task on the connection's event loop that the first event
+    /// starts, that waits between events and that ends after the close event or after a whole idle sweep period
+    /// (one to two seconds without an event), so an idle connection costs no task. Not for use together with
     /// ``events``, ``receive()`` or ``run(_:)``.
     ///
     /// When a ``WebSocketServer`` handler calls this, the connection stays served after the handler returns, until
