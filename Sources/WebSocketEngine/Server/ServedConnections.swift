@@ -10,8 +10,9 @@ import NIOCore
 final class ServedConnections: Sendable {
     private struct State {
         var sockets: [UInt64: WebSocket] = [:]
-        /// Set by ``shutDown()``: connections upgraded after it are closed at once.
-        var shutDown = false
+        /// Set by ``shutDown(code:reason:)``: connections upgraded after it are closed at once, with the same code
+        /// and reason as the others (their 101 may have left before the shutdown began).
+        var shutDown: (code: WebSocketCloseCode, reason: String)?
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -24,32 +25,34 @@ final class ServedConnections: Sendable {
             state.sockets[socket.id] = socket
             return state.shutDown
         }
+        if let shutDown {
+            // No task: close it with the shutdown's code and reason, and count it served until it has closed.
+            if socket.isOpen { socket.startClose(code: shutDown.code, reason: shutDown.reason) }
+            socket.closed.whenComplete { _ in self.ended(socket) }
+            return
+        }
         // Only the handler is captured: the task's closure lives as long as the connection.
         Task(executorPreference: EventLoopTaskExecutor.of(socket.eventLoop)) {
-            await self.run(socket, handler: handler, shutDown: shutDown)
+            await self.run(socket, handler: handler)
         }
     }
 
     /// One connection's task. Kept small and out of line: the frames of a parked task stay allocated as long as
     /// the connection lives.
     @inline(never)
-    private func run(_ socket: WebSocket, handler: @Sendable (WebSocket) async throws -> Void, shutDown: Bool) async {
-        if shutDown {
-            await Self.close(socket, code: .goingAway, reason: "server shutting down")
-        } else {
-            var failed = false
-            do {
-                try await handler(socket)
-            } catch {
-                failed = true
-            }
-            if let delivery = socket.deliveryFinished {
-                // The handler left the events to a callback: the connection is served until it took the last.
-                return self.ended(socket, after: delivery, failed: failed)
-            }
-            if failed { await Self.close(socket, code: .internalServerError, reason: "handler failed") }
-            await Self.close(socket, code: .normalClosure, reason: "")
+    private func run(_ socket: WebSocket, handler: @Sendable (WebSocket) async throws -> Void) async {
+        var failed = false
+        do {
+            try await handler(socket)
+        } catch {
+            failed = true
         }
+        if let delivery = socket.deliveryFinished {
+            // The handler left the events to a callback: the connection is served until it took the last.
+            return self.ended(socket, after: delivery, failed: failed)
+        }
+        if failed { await Self.close(socket, code: .internalServerError, reason: "handler failed") }
+        await Self.close(socket, code: .normalClosure, reason: "")
         self.ended(socket)
     }
 
@@ -77,10 +80,11 @@ final class ServedConnections: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Marks the server as shutting down; returns the connections being served.
-    func shutDown() -> [WebSocket] {
+    /// Marks the server as shutting down with the close code and reason every connection gets; returns the
+    /// connections being served.
+    func shutDown(code: WebSocketCloseCode, reason: String) -> [WebSocket] {
         self.state.withLockedValue { state in
-            state.shutDown = true
+            state.shutDown = (code, reason)
             return Array(state.sockets.values)
         }
     }

@@ -139,7 +139,7 @@ public final class WebSocketServer: Sendable {
     /// timeout for each.
     public func shutdown(code: WebSocketCloseCode = .goingAway, reason: String = "server shutting down") async {
         try? await self.listener.close()
-        let sockets = self.served.shutDown()
+        let sockets = self.served.shutDown(code: code, reason: reason)
         await withTaskGroup(of: Void.self) { group in
             for socket in sockets {
                 group.addTask { _ = try? await socket.close(code: code, reason: reason) }
