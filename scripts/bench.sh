@@ -6,6 +6,7 @@
 #   scripts/bench.sh --reps 5        more repetitions
 #   scripts/bench.sh --skip-build    reuse the release binaries already built
 #   scripts/bench.sh --threads 2     generator event-loop threads (default 1)
+#   scripts/bench.sh --broadcast-only   only figure 6 (bench-gateway and the c-floor row), about 3 minutes
 #
 # Builds everything in release mode, installs Debian's node-ws if missing, then for each repetition runs every
 # server in turn (the order rotates per repetition) under identical load from wsbench, one server at a time:
@@ -15,6 +16,8 @@
 #   websocketkit  vapor websocket-kit 2.16.2 on NIO      (peer-websocketkit)
 #   node-ws       Node's ws module from Debian's node-ws (Benchmarks/peers/node-ws-echo.js)
 #   bench-gateway our gateway library with /feed and /publish (broadcast only: no peer has a broadcast route)
+#   c-floor       floors measured on this machine, no peers (Benchmarks/floor/): for handshakes, a minimal C epoll
+#                 WebSocket echo server; for broadcast, a C sender and a C epoll receiver with no WebSocket code
 # Results go to reports/bench-DATE/results.jsonl and table.md; the table is printed at the end.
 # Everything runs under `nice -n 19` on loopback (127.0.0.1, connections spread over 127.0.0.1–127.0.0.4), and
 # every server is stopped by its PID.
@@ -22,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 
-reps=3 duration=10 warmup=2 quick=0 build=1 threads=1
+reps=3 duration=10 warmup=2 quick=0 build=1 threads=1 broadcast_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 reps=1 duration=3 warmup=1 ;;
@@ -30,7 +33,8 @@ while [ $# -gt 0 ]; do
         --duration) duration=$2; shift ;;
         --skip-build) build=0 ;;
         --threads) threads=$2; shift ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        --broadcast-only) broadcast_only=1 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -63,6 +67,10 @@ done
 mkdir -p Benchmarks/.build
 malloc_counter="$root/Benchmarks/.build/malloc-counter.so"
 cc -O2 -shared -fPIC -o "$malloc_counter" Benchmarks/malloc-counter/malloc-counter.c
+broadcast_floor="$root/Benchmarks/.build/broadcast-floor"
+cc -O2 -pthread -o "$broadcast_floor" Benchmarks/floor/broadcast-floor.c
+echo_floor="$root/Benchmarks/.build/echo-floor"
+cc -O2 -pthread -o "$echo_floor" Benchmarks/floor/echo-floor.c
 
 out="reports/bench-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
@@ -82,6 +90,7 @@ start_server() {
         websocketkit) server_port=9302; cmd=("$bin/peer-websocketkit" 9302) ;;
         node-ws) server_port=9303; cmd=(node Benchmarks/peers/node-ws-echo.js 9303) ;;
         bench-gateway) server_port=9304; cmd=("$bin/bench-gateway" --port 9304) ;;
+        c-floor) server_port=9305; cmd=("$echo_floor" --port 9305 --threads "$(nproc)") ;;
     esac
     env "$@" nice -n 19 "${cmd[@]}" >>"$out/server-$name.log" 2>&1 &
     server_pid=$!
@@ -105,21 +114,39 @@ stop_server() {
 }
 trap stop_server EXIT
 
-# run SERVER SCENARIO REP MODE ARGS...: one wsbench run, its JSON line tagged and appended to the results.
-run() {
-    local server=$1 scenario=$2 rep=$3 mode=$4; shift 4
-    local line
-    log "rep $rep  $server  $scenario"
-    if line=$(timeout 600 nice -n 19 "$wsbench" "$mode" --port "$server_port" --threads "$threads" --label "$server" --json "$@" 2>>"$out/wsbench.log" | tail -1) \
-        && [ -n "$line" ]; then
+# record SERVER SCENARIO REP LINE: tags one JSON report line and appends it to the results (a failure row if empty).
+record() {
+    local server=$1 scenario=$2 rep=$3 line=$4
+    if [ -n "$line" ]; then
         echo "$line" | python3 -c "
 import json, sys
 row = json.loads(sys.stdin.read())
 row.update(server='$server', scenario='$scenario', rep=$rep)
 print(json.dumps(row, sort_keys=True))" | tee -a "$results" >&2
     else
-        echo "{\"server\":\"$server\",\"scenario\":\"$scenario\",\"rep\":$rep,\"errors\":1,\"error_kinds\":{\"wsbench failed\":1}}" | tee -a "$results" >&2
+        echo "{\"server\":\"$server\",\"scenario\":\"$scenario\",\"rep\":$rep,\"errors\":1,\"error_kinds\":{\"$server failed\":1}}" | tee -a "$results" >&2
     fi
+}
+
+# run SERVER SCENARIO REP MODE ARGS...: one wsbench run, its JSON line tagged and appended to the results.
+run() {
+    local server=$1 scenario=$2 rep=$3 mode=$4; shift 4
+    local line
+    log "rep $rep  $server  $scenario"
+    line=$(timeout 600 nice -n 19 "$wsbench" "$mode" --port "$server_port" --threads "$threads" --label "$server" --json "$@" \
+        2>>"$out/wsbench.log" | tail -1) || line=""
+    record "$server" "$scenario" "$rep" "$line"
+}
+
+# run_floor SCENARIO REP SUBSCRIBERS: the broadcast floor of this machine (Benchmarks/floor/broadcast-floor.c: a C
+# sender with one thread per core and a C epoll receiver, no WebSocket code), the row "c-floor" of the table.
+run_floor() {
+    local scenario=$1 rep=$2 subscribers=$3
+    local line
+    log "rep $rep  c-floor  $scenario"
+    line=$(timeout 300 nice -n 19 "$broadcast_floor" --subscribers "$subscribers" --messages 20 --threads "$(nproc)" \
+        --port 9305 2>>"$out/wsbench.log" | tail -1) || line=""
+    record c-floor "$scenario" "$rep" "$line"
 }
 
 timing=(--duration "$duration" --warmup "$warmup")
@@ -177,6 +204,7 @@ for rep in $(seq 1 "$reps"); do
     n=${#servers[@]}
     order=()
     for i in $(seq 0 $((n - 1))); do order+=("${servers[$(((i + rep - 1) % n))]}"); done
+    if [ "$broadcast_only" = 1 ]; then order=(); fi
     for server in "${order[@]}"; do
         start_server "$server"
         echo_scenarios "$server" "$rep"
@@ -192,12 +220,20 @@ for rep in $(seq 1 "$reps"); do
         hold_scenarios "$server" "$rep"
         if [ "$server" != node-ws ]; then alloc_scenarios "$server" "$rep"; fi
     done
+    if [ "$broadcast_only" = 0 ]; then
+        # The handshake figure's ceiling with this generator: a C server whose own cost is almost nothing.
+        start_server c-floor
+        run c-floor connect-l10 "$rep" connect --loops 10 "${timing[@]}"
+        stop_server
+    fi
     start_server bench-gateway
     run bench-gateway broadcast-1000 "$rep" broadcast --subscribers 1000 --messages 20 --connect-concurrency 256
     stop_server
     start_server bench-gateway
     run bench-gateway broadcast-10000 "$rep" broadcast --subscribers 10000 --messages 20 --connect-concurrency 256
     stop_server
+    run_floor broadcast-1000 "$rep" 1000
+    run_floor broadcast-10000 "$rep" 10000
 done
 
 python3 Benchmarks/tools/bench_table.py "$results" | tee "$out/table.md"

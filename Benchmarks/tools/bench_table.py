@@ -13,7 +13,8 @@ import sys
 from collections import defaultdict
 
 OURS = "wsgate"
-PEER_ORDER = ["hummingbird", "hummingbird-deflate", "websocketkit", "node-ws"]
+# "c-floor" is no peer but the machine's floor for the broadcast figure (Benchmarks/floor/broadcast-floor.c).
+PEER_ORDER = ["hummingbird", "hummingbird-deflate", "websocketkit", "node-ws", "c-floor"]
 
 SCENARIOS = [
     # (scenario, title, [(metric key, label, unit format)])
@@ -52,7 +53,7 @@ SCENARIOS = [
 
 # The metrics a ratio is given for, in this order, when the scenario has them.
 RATIO_KEYS = ["messages_per_second", "handshakes_per_second", "p99_micros", "bytes_per_connection",
-              "allocations_per_message"]
+              "allocations_per_message", "last_received_millis_median", "deliveries_per_second"]
 
 
 def fmt(value):
@@ -109,8 +110,8 @@ def main(path):
                        + (fmt(statistics.median(cpu)) if cpu else "—") + f" | {errors} |")
         out.append("")
     out.append("Ratios are ours/peer of the medians: rate (messages/s or handshakes/s) / p99 latency, or bytes per "
-               "connection, or allocations per message (rates: above 1 is better; latencies, memory and allocations: "
-               "below 1 is better). Generator CPU is user+system time of wsbench "
+               "connection, or allocations per message, or broadcast time until the last had it / deliveries per second (rates: above 1 is better; latencies, memory and allocations: "
+               "below 1 is better). Generator CPU is user+system time of wsbench (for c-floor, of its C receiver) "
                "over the measured wall time (100 % = one core).")
     print("\n".join(out))
 

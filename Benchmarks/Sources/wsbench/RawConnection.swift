@@ -30,6 +30,8 @@ enum ConnectionMode: Sendable {
     case connectOnce
     /// Sits idle, answering pings.
     case hold
+    /// Counts every message it receives in the round (a broadcast subscriber); sends nothing.
+    case subscribe(BroadcastRound)
 }
 
 /// Sent down a pipeline from any thread to start or stop a connection.
@@ -184,7 +186,7 @@ final class BenchHandler: ChannelInboundHandler {
                 let now = monotonicNanos()
                 for _ in 0..<self.plan.inFlight { self.send(context: context, at: now) }
                 context.flush()
-            case .connectOnce, .hold:
+            case .connectOnce, .hold, .subscribe:
                 break
             }
         case .stop:
@@ -234,7 +236,7 @@ final class BenchHandler: ChannelInboundHandler {
         }
         self.state = .open
         self.opened.succeed()
-        if self.plan.mode == .connectOnce {
+        if case .connectOnce = self.plan.mode {
             self.window = Window(start: 0, end: .max)
             self.send(context: context, at: monotonicNanos())
             context.flush()
@@ -299,6 +301,7 @@ final class BenchHandler: ChannelInboundHandler {
             self.stats.error("echo of the wrong length")
         }
         self.stats.allMessages += 1
+        if case .subscribe(let round) = self.plan.mode { return round.arrived() }
         let now = monotonicNanos()
         guard self.outstanding > 0 else { return self.stats.error("unsolicited message") }
         let sent = self.sendTimes[self.sendHead]
@@ -319,7 +322,7 @@ final class BenchHandler: ChannelInboundHandler {
         case .connectOnce:
             self.startClose(context: context)
             self.needsFlush = true
-        case .hold:
+        case .hold, .subscribe:
             break
         }
     }
