@@ -111,7 +111,7 @@ def main(path):
         out.append("")
     out.append("Ratios are ours/peer of the medians: rate (messages/s or handshakes/s) / p99 latency, or bytes per "
                "connection, or allocations per message, or broadcast time until the last had it / deliveries per second (rates: above 1 is better; latencies, memory and allocations: "
-               "below 1 is better). Generator CPU is user+system time of wsbench (for c-floor, of its C receiver) "
+               "below 1 is better). Generator CPU is user+system time of wsbench (for the broadcast c-floor, of its C receiver) "
                "over the measured wall time (100 % = one core).")
     print("\n".join(out))
 
