@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A seconds-long smoke run of the benchmark harness (issue 6), so that it keeps working: every wsbench mode once,
-# with tiny counts, against our servers only (wsgate's echo route; bench-gateway for broadcast). Fails if a run
-# fails, reports a protocol error or measures nothing. It asserts no timing.
+# with tiny counts, against our servers only (wsgate's echo route; bench-gateway for broadcast), and the C floors
+# the runner measures beside them (Benchmarks/floor/). Fails if a run fails, reports a protocol error or measures
+# nothing. It asserts no timing.
 #
 #   scripts/bench-smoke.sh             build in debug mode (or reuse that build), then run
 #   scripts/bench-smoke.sh --release   reuse the release binaries of scripts/bench.sh (build them if missing)
@@ -49,21 +50,27 @@ start() {
 }
 
 failures=0 passed=0
-# check NAME KEY WSBENCH-ARGS...: runs wsbench (at most 60 s); passes if it exits 0 with no error and KEY > 0.
-check() {
-    local name=$1 key=$2; shift 2
-    local line
-    if line=$(timeout 60 nice -n 19 "$bin/wsbench" "$@" --json 2>"$work/wsbench.err" | tail -1) && [ -n "$line" ] \
-        && echo "$line" | python3 -c "
+# verdict NAME KEY LINE: passes if LINE is a JSON report with no error and KEY > 0.
+verdict() {
+    local name=$1 key=$2 line=$3
+    if [ -n "$line" ] && echo "$line" | python3 -c "
 import json, sys
 row = json.loads(sys.stdin.read())
 sys.exit(0 if row.get('errors') == 0 and (row.get('$key') or 0) > 0 else 1)"; then
         echo "ok   $name: $line"
         passed=$((passed + 1))
     else
-        echo "FAIL $name: ${line:-no output}"; cat "$work/wsbench.err"
+        echo "FAIL $name: ${line:-no output}"; cat "$work/run.err"
         failures=$((failures + 1))
     fi
+}
+
+# check NAME KEY WSBENCH-ARGS...: runs wsbench (at most 60 s) and judges its report.
+check() {
+    local name=$1 key=$2; shift 2
+    local line
+    line=$(timeout 60 nice -n 19 "$bin/wsbench" "$@" --json 2>"$work/run.err" | tail -1) || line=""
+    verdict "$name" "$key" "$line"
 }
 
 port=9310
@@ -79,6 +86,17 @@ stop_server
 start 9312 "$bin/bench-gateway" --port 9312
 check "broadcast" deliveries_per_second broadcast --port 9312 --subscribers 20 --messages 3
 stop_server
+
+# The C floors of scripts/bench.sh, built the same way.
+cc -O2 -pthread -o "$work/echo-floor" Benchmarks/floor/echo-floor.c
+cc -O2 -pthread -o "$work/broadcast-floor" Benchmarks/floor/broadcast-floor.c
+start 9313 "$work/echo-floor" --port 9313 --threads 2
+check "c-floor connect" handshakes_per_second connect --port 9313 --duration 0.5 --warmup 0.2 --loops 2
+check "c-floor echo" messages echo --port 9313 --duration 0.5 --warmup 0.2 --connections 4 --size 64 --in-flight 2 --binary
+stop_server
+line=$(timeout 60 nice -n 19 "$work/broadcast-floor" --subscribers 20 --messages 3 --threads 2 --port 9314 2>"$work/run.err" \
+    | tail -1) || line=""
+verdict "c-floor broadcast" deliveries_per_second "$line"
 
 echo "$passed passed, $failures failed"
 [ "$failures" -eq 0 ]

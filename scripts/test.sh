@@ -8,7 +8,7 @@
 #   5. runs Autobahn|TestSuite against our server and our client, side by side (scripts/autobahn.sh);
 #      any case that is not OK or INFORMATIONAL fails the run,
 #   6. runs a seconds-long smoke of the benchmark harness (scripts/bench-smoke.sh: every wsbench mode against
-#      our servers, no timing asserted), so that the instruments of BENCHMARKS.md keep working.
+#      our servers and the C floors, no timing asserted), so that the instruments of BENCHMARKS.md keep working.
 # Set AUTOBAHN=skip, SCHEMATHESIS=skip or BENCH_SMOKE=skip to leave out those steps while iterating (CI never
 # does).
 set -euo pipefail
