@@ -144,12 +144,14 @@ run_floor() {
     local scenario=$1 rep=$2 subscribers=$3
     local line
     log "rep $rep  c-floor  $scenario"
-    line=$(timeout 300 nice -n 19 "$broadcast_floor" --subscribers "$subscribers" --messages 20 --threads "$(nproc)" \
+    line=$(timeout 300 nice -n 19 "$broadcast_floor" --subscribers "$subscribers" --messages "$broadcast_messages" --threads "$(nproc)" \
         --port 9305 2>>"$out/wsbench.log" | tail -1) || line=""
     record c-floor "$scenario" "$rep" "$line"
 }
 
 timing=(--duration "$duration" --warmup "$warmup")
+# Messages per broadcast run (ours and the floor's), one at a time.
+broadcast_messages=20
 echo_scenarios() {
     local server=$1 rep=$2
     run "$server" echo-64-c100-f1 "$rep" echo --connections 100 --size 64 --in-flight 1 --binary "${timing[@]}"
@@ -226,14 +228,13 @@ for rep in $(seq 1 "$reps"); do
         run c-floor connect-l10 "$rep" connect --loops 10 "${timing[@]}"
         stop_server
     fi
-    start_server bench-gateway
-    run bench-gateway broadcast-1000 "$rep" broadcast --subscribers 1000 --messages 20 --connect-concurrency 256
-    stop_server
-    start_server bench-gateway
-    run bench-gateway broadcast-10000 "$rep" broadcast --subscribers 10000 --messages 20 --connect-concurrency 256
-    stop_server
-    run_floor broadcast-1000 "$rep" 1000
-    run_floor broadcast-10000 "$rep" 10000
+    for subscribers in 1000 10000; do
+        start_server bench-gateway
+        run bench-gateway "broadcast-$subscribers" "$rep" broadcast --subscribers "$subscribers" \
+            --messages "$broadcast_messages" --connect-concurrency 256
+        stop_server
+        run_floor "broadcast-$subscribers" "$rep" "$subscribers"
+    done
 done
 
 python3 Benchmarks/tools/bench_table.py "$results" | tee "$out/table.md"

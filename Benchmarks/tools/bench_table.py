@@ -13,7 +13,8 @@ import sys
 from collections import defaultdict
 
 OURS = "wsgate"
-# "c-floor" is no peer but the machine's floor for the broadcast figure (Benchmarks/floor/broadcast-floor.c).
+# "c-floor" is no peer but a floor measured on the machine (Benchmarks/floor/): a minimal C echo server for the
+# handshake figure, a C sender and receiver for the broadcast figure.
 PEER_ORDER = ["hummingbird", "hummingbird-deflate", "websocketkit", "node-ws", "c-floor"]
 
 SCENARIOS = [
