@@ -16,7 +16,7 @@
 #   websocketkit  vapor websocket-kit 2.16.2 on NIO      (peer-websocketkit)
 #   node-ws       Node's ws module from Debian's node-ws (Benchmarks/peers/node-ws-echo.js)
 #   bench-gateway our gateway library with /feed and /publish (broadcast only: no peer has a broadcast route)
-#   c-floor       floors measured on this machine, no peers (Benchmarks/floor/): for handshakes, a minimal C epoll
+#   c-floor       floors measured on this machine, no peers (Benchmarks/floor/): for 64 B x 1 and handshakes, a minimal C epoll
 #                 WebSocket echo server; for broadcast, a C sender and a C epoll receiver with no WebSocket code
 # Results go to reports/bench-DATE/results.jsonl and table.md; the table is printed at the end.
 # Everything runs under `nice -n 19` on loopback (127.0.0.1, connections spread over 127.0.0.1–127.0.0.4), and
@@ -223,8 +223,10 @@ for rep in $(seq 1 "$reps"); do
         if [ "$server" != node-ws ]; then alloc_scenarios "$server" "$rep"; fi
     done
     if [ "$broadcast_only" = 0 ]; then
-        # The handshake figure's ceiling with this generator: a C server whose own cost is almost nothing.
+        # The machine's floor for the small-message echo and the handshake figure's ceiling with this generator:
+        # a C server whose own cost is almost nothing.
         start_server c-floor
+        run c-floor echo-64-c100-f1 "$rep" echo --connections 100 --size 64 --in-flight 1 --binary "${timing[@]}"
         run c-floor connect-l10 "$rep" connect --loops 10 "${timing[@]}"
         stop_server
     fi

@@ -14,7 +14,7 @@ from collections import defaultdict
 
 OURS = "wsgate"
 # "c-floor" is no peer but a floor measured on the machine (Benchmarks/floor/): a minimal C echo server for the
-# handshake figure, a C sender and receiver for the broadcast figure.
+# 64 B x 1 echo and the handshake figure, a C sender and receiver for the broadcast figure.
 PEER_ORDER = ["hummingbird", "hummingbird-deflate", "websocketkit", "node-ws", "c-floor"]
 
 SCENARIOS = [

@@ -27,6 +27,26 @@ private struct SlowOpeningHandler: GatewayHandler {
     }
 }
 
+/// Answers texts starting with "now" at once (``GatewayHandler/handleNow(_:_:)``) and leaves the others to `onText`.
+private struct PartlyImmediateHandler: GatewayHandler {
+    let seen: Mailbox<String>
+
+    func handleNow(_ event: GatewayEvent, _ context: GatewayContext) -> Bool {
+        guard case .text(let text) = event.kind, text.hasPrefix("now") else { return false }
+        self.seen.put("now \(text)")
+        return (try? context.connection.sendNow(.text(text))) == true
+    }
+
+    func onText(_ context: GatewayContext, _ text: String) async {
+        self.seen.put("callback \(text)")
+        try? await context.send(.text(text))
+    }
+
+    func onClose(_ context: GatewayContext, code: UInt16, reason: String) async {
+        self.seen.put("close \(code)")
+    }
+}
+
 @Suite("Gateway: callback handlers without a parked task")
 struct CallbackHandlerTests {
     @Test func callbacksComeInOrderFromOpenToCloseAndTheConnectionIsThenUnregistered() async throws {
@@ -70,6 +90,24 @@ struct CallbackHandlerTests {
             #expect(await seen.take() == "open")
             #expect(await seen.take() == "text first")
             #expect(await seen.take()?.hasPrefix("close 1008") == true)
+        }
+    }
+
+    @Test func aHandlerAnswersSomeEventsAtOnceAndTheRestInItsCallbacksInOrder() async throws {
+        let seen = Mailbox<String>()
+        let route = try GatewayRoute(path: "/mixed", handler: PartlyImmediateHandler(seen: seen))
+        try await withGateway(GatewayConfiguration(routes: [route])) { gateway, port in
+            let socket = try await connect(port, "/mixed")
+            let texts = ["now 1", "later 1", "now 2", "now 3", "later 2", "now 4"]
+            for text in texts { try await socket.send(text: text) }
+            for text in texts { #expect(try await socket.receive() == .text(text)) }
+            // Messages answered at once are counted like the others.
+            let info = try gateway.info(try #require(gateway.list().first).rawValue)
+            #expect(info.messagesIn == 6 && info.messagesOut == 6)
+            try await socket.close()
+            var lines: [String] = []
+            for _ in 0..<7 { lines.append(await seen.take() ?? "") }
+            #expect(lines == texts.map { $0.hasPrefix("now") ? "now \($0)" : "callback \($0)" } + ["close 1000"])
         }
     }
 }

@@ -24,9 +24,9 @@ public struct GatewayEvents: AsyncSequence, Sendable {
     /// Set, it lets the default ``GatewayHandler/serve(_:events:)`` drive the callbacks without a parked task.
     var finish: (@Sendable () async -> Void)? = nil
 
-    /// Drives `handler`'s callbacks from the engine's callback delivery, so that the connection holds no task
-    /// while idle: `open` now, then the events in a task on the connection's event loop that ends once the
-    /// connection goes idle. Returns `false`
+    /// Drives `handler` from the engine's consumer delivery, so that the connection holds no task while idle:
+    /// `open` now, then each event through ``GatewayHandler/handleNow(_:_:)`` as it is read, or through the
+    /// callbacks in a task on the connection's event loop that ends once the connection goes idle. Returns `false`
     /// (and does nothing) for an outbound socket, whose reconnections need a task of their own.
     func deliverToCallbacks(of handler: some GatewayHandler, _ context: GatewayContext) async -> Bool {
         guard let finish = self.finish, self.connection.link == nil, let socket = self.connection.socket else { return false }
@@ -36,10 +36,10 @@ public struct GatewayEvents: AsyncSequence, Sendable {
             idleAction: self.idleAction, clock: self.clock,
             decoder: self.connection.codec.map { MessageDecoder(codec: $0, maxBuffered: self.connection.maxMessageSize) },
             firstFailure: nil)
-        let pump = GatewayCallbackPump(iteration: iteration, handler: handler, context: context, finish: finish)
+        let pump = GatewayCallbackPump(iteration: iteration, handler: handler, context: context, whenDone: finish)
         iteration.startCallbacks()
         await pump.dispatchPending()
-        socket.deliverEvents { event in await pump.take(event) }
+        socket.deliverEvents(consumer: pump)
         return true
     }
 
@@ -303,29 +303,45 @@ public struct GatewayEvents: AsyncSequence, Sendable {
     }
 }
 
-/// Drives a handler's callbacks from the engine's callback delivery (``WebSocket/deliverEvents(to:)``): the one
-/// object the delivery holds for an idle connection. Its events come one at a time, in order, on the connection's
-/// event loop.
-final class GatewayCallbackPump: @unchecked Sendable {
-    // Touched by one event's task at a time (the engine never runs two at once).
+/// Drives a handler from the engine's event delivery (``WebSocket/deliverEvents(consumer:)``): the one object the
+/// delivery holds for an idle connection. Each engine event becomes the gateway's (counters, rate limit, codec)
+/// on the connection's event loop; the handler takes them at once (``GatewayHandler/handleNow(_:_:)``) or in
+/// ``finish()``, through its callbacks.
+final class GatewayCallbackPump: WebSocketEventConsumer, @unchecked Sendable {
+    // Touched on the connection's event loop, by one event at a time (the engine never overlaps them).
     private let iteration: GatewayEvents.Iteration
     private let handler: any GatewayHandler
     private let context: GatewayContext
-    private let finish: @Sendable () async -> Void
+    /// What the gateway does when a handler is done (after the close event).
+    private let whenDone: @Sendable () async -> Void
+    /// The event ``GatewayHandler/handleNow(_:_:)`` declined, for its callback.
+    private var declined: GatewayEvent?
 
-    init(iteration: GatewayEvents.Iteration, handler: any GatewayHandler, context: GatewayContext, finish: @escaping @Sendable () async -> Void) {
+    init(iteration: GatewayEvents.Iteration, handler: any GatewayHandler, context: GatewayContext, whenDone: @escaping @Sendable () async -> Void) {
         self.iteration = iteration
         self.handler = handler
         self.context = context
-        self.finish = finish
+        self.whenDone = whenDone
     }
 
-    /// Turns one engine event into the gateway's (counters, rate limit, codec) and calls their callbacks; after the
-    /// close event, does what the gateway does when a handler is done.
-    func take(_ event: WebSocketEvent) async {
+    func take(_ event: WebSocketEvent) -> Bool {
         self.iteration.handle(event)
+        while let next = self.iteration.nextPending() {
+            guard self.handler.handleNow(next, self.context) else {
+                self.declined = next
+                return false
+            }
+        }
+        return !self.iteration.isFinished
+    }
+
+    func finish() async {
+        if let declined = self.declined {
+            self.declined = nil
+            await self.handler.dispatch(declined, self.context)
+        }
         await self.dispatchPending()
-        if self.iteration.isFinished { await self.finish() }
+        if self.iteration.isFinished { await self.whenDone() }
     }
 
     func dispatchPending() async {

@@ -5,11 +5,18 @@ import WebSocketEngine
 /// ``serve(_:events:)`` to consume the events as an `AsyncSequence`. Events of one connection come in order, one
 /// callback at a time; the handler may reply on its connection and call every ``Gateway`` operation.
 ///
-/// With the default ``serve(_:events:)``, an inbound connection's callbacks run in a task on the connection's event
-/// loop that the first event starts and that ends after one to two seconds without an event: an idle connection
-/// holds no task, a busy one starts none per message. Outbound
-/// sockets, and handlers that override ``serve(_:events:)``, keep one task for the connection's life.
+/// With the default ``serve(_:events:)``, an inbound connection's events go first to ``handleNow(_:_:)``, on the
+/// connection's event loop as they are read; the callbacks of those it declines run in a task on that loop that
+/// ends after one to two seconds without an event: an idle connection holds no task, a busy one starts none per
+/// message. Outbound sockets, and handlers that override ``serve(_:events:)``, keep one task for the connection's
+/// life and get every event through the callbacks.
 public protocol GatewayHandler: Sendable {
+    /// Handles `event` at once, without suspending, on the connection's event loop, and returns `true`; or returns
+    /// `false`, having done nothing, to have its callback called instead (the default, for every event).
+    ///
+    /// A handler that can answer from memory (with ``GatewayConnection/sendNow(_:)``) saves a task switch per
+    /// message. It must not block: anything that waits belongs in the callbacks.
+    func handleNow(_ event: GatewayEvent, _ context: GatewayContext) -> Bool
     /// Serves one connection from open to close; by default calls the callbacks for each event.
     func serve(_ context: GatewayContext, events: GatewayEvents) async
     /// The connection opened.
@@ -69,6 +76,7 @@ extension GatewayHandler {
         }
     }
 
+    public func handleNow(_ event: GatewayEvent, _ context: GatewayContext) -> Bool { false }
     public func onOpen(_ context: GatewayContext) async {}
     public func onText(_ context: GatewayContext, _ text: String) async {}
     public func onBinary(_ context: GatewayContext, _ data: ByteBuffer) async {}
@@ -117,6 +125,23 @@ extension GatewayMessageHandler {
 public struct EchoHandler: GatewayMessageHandler {
     /// Creates the handler.
     public init() {}
+
+    /// Echoes at once when the message can leave without waiting (the common case); otherwise ``onMessage(_:_:)``
+    /// waits for room.
+    public func handleNow(_ event: GatewayEvent, _ context: GatewayContext) -> Bool {
+        let message: WebSocketMessage
+        switch event.kind {
+        case .text(let text): message = .text(text)
+        case .binary(let data): message = .binary(data)
+        default: return false
+        }
+        do {
+            return try context.connection.sendNow(message)
+        } catch {
+            // As in `onMessage`: a connection that cannot take the echo any more does not get it.
+            return true
+        }
+    }
 
     public func onMessage(_ context: GatewayContext, _ message: WebSocketMessage) async {
         try? await context.send(message)

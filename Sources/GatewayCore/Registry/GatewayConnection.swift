@@ -226,11 +226,38 @@ public final class GatewayConnection: Sendable {
         try await self.send(Outgoing.prepared(prepared))
     }
 
-    private func send(_ outgoing: Outgoing) async throws(GatewayError) {
+    /// Sends `message` at once, without suspending, when called on the connection's event loop (as from
+    /// ``GatewayHandler/handleNow(_:_:)``) and it can leave without waiting. Otherwise it sends nothing and returns
+    /// `false`: then use ``send(_:)`` (an outbound socket always needs it: its sends are ordered across
+    /// reconnections).
+    ///
+    /// - Throws: what ``send(_:)`` throws when the message cannot be sent at all.
+    public func sendNow(_ message: WebSocketMessage) throws(GatewayError) -> Bool {
+        guard self.link == nil else { return false }
+        let encoded = try self.encode(message)
+        let outgoing = Outgoing.message(encoded)
+        try self.checkSendable(outgoing)
+        guard let socket = self.inboundSocket, socket.isOpen else { throw .socketNotOpen(self.id.rawValue) }
+        do {
+            guard try socket.trySend(encoded) else { return false }
+        } catch {
+            throw .sending(self.id, error)
+        }
+        // Counted after the write: on the event loop, the flush comes after this returns.
+        self.countOutbound(bytes: outgoing.size)
+        return true
+    }
+
+    /// Throws when `outgoing` cannot be sent on this connection at all.
+    private func checkSendable(_ outgoing: Outgoing) throws(GatewayError) {
         guard outgoing.size <= self.maxMessageSize else {
             throw .messageTooLarge(size: outgoing.size, limit: self.maxMessageSize)
         }
         guard !self.mutable.withLockedValue({ $0.closing }) else { throw .socketNotOpen(self.id.rawValue) }
+    }
+
+    private func send(_ outgoing: Outgoing) async throws(GatewayError) {
+        try self.checkSendable(outgoing)
         let socket: WebSocket
         if let link = self.link {
             switch await link.submit(outgoing) {

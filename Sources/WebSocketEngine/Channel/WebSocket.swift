@@ -176,6 +176,19 @@ public final class WebSocket: Sendable {
     ///   ``WebSocketError/concurrentReceive`` if the events were already taken another way).
     @discardableResult
     public func deliverEvents(to body: @escaping @Sendable (WebSocketEvent) async -> Void) -> EventLoopFuture<Void> {
+        self.deliverEvents(consumer: CallbackConsumer(body))
+    }
+
+    /// Hands every event of the connection to `consumer`, in order, ending with ``WebSocketEvent/close(_:)``: each
+    /// one to ``WebSocketEventConsumer/take(_:)`` on the connection's event loop as soon as it is read, and to
+    /// ``WebSocketEventConsumer/finish()`` in a task when the consumer needs to suspend. The task exists only
+    /// while needed, as with ``deliverEvents(to:)``; a consumer that never needs it costs no task at all. Not for
+    /// use together with ``events``, ``receive()`` or ``run(_:)``.
+    ///
+    /// - Returns: a future completed once the consumer is done with the close event (failed as for
+    ///   ``deliverEvents(to:)``).
+    @discardableResult
+    public func deliverEvents(consumer: some WebSocketEventConsumer) -> EventLoopFuture<Void> {
         let finished = self.eventLoop.makePromise(of: Void.self)
         let first = self.consumer.withLockedValue { consumer in
             guard consumer.delivery == nil else { return false }
@@ -188,9 +201,9 @@ public final class WebSocket: Sendable {
         }
         let handler = self.handler
         if self.eventLoop.inEventLoop {
-            handler.value.startCallback(body, finished: finished)
+            handler.value.startCallback(consumer, finished: finished)
         } else {
-            self.eventLoop.execute { handler.value.startCallback(body, finished: finished) }
+            self.eventLoop.execute { handler.value.startCallback(consumer, finished: finished) }
         }
         return finished.futureResult
     }
@@ -277,6 +290,17 @@ public final class WebSocket: Sendable {
             return
         }
         try await self.onLoop { handler, promise in handler.send(message, promise: promise) }
+    }
+
+    /// Sends `message` at once, without waiting, when called on the connection's event loop (as from
+    /// ``WebSocketEventConsumer/take(_:)``) and the outbound queue has room. Otherwise it sends nothing and returns
+    /// `false`: then use ``send(_:)``, which waits or fails according to the backpressure policy.
+    ///
+    /// - Throws: what ``send(_:)`` throws when the message cannot be sent at all (the connection is closing or
+    ///   closed, a fragmented send is in progress).
+    public func trySend(_ message: WebSocketMessage) throws -> Bool {
+        guard self.eventLoop.inEventLoop else { return false }
+        return try self.handler.value.trySendFromLoop(message)
     }
 
     /// Sends a message prepared for many connections (see ``WebSocketPreparedMessage``): the encoded frame is

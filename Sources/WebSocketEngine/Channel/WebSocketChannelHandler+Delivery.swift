@@ -2,25 +2,30 @@ import DequeModule
 import NIOCore
 
 /// Where a connection's events go. Until the application chooses how to take them they wait in ``inbox``; then
-/// they go to an `AsyncSequence` (``WebSocket/events``) or to a callback (``WebSocket/deliverEvents(to:)``).
+/// they go to an `AsyncSequence` (``WebSocket/events``) or to a consumer (``WebSocket/deliverEvents(consumer:)``, or a
+/// callback with ``WebSocket/deliverEvents(to:)``).
 /// Either way, at most ``highWatermark`` events wait before the connection stops reading.
 struct EventDelivery {
     enum Sink {
         case undecided
         case sequence(WebSocketChannelHandler.Producer.Source)
         case callback(EventPump)
-        /// The callback took the last event (the pump, which holds the handler, is let go).
+        /// The consumer took the last event (the pump, which holds the handler, is let go).
         case done
     }
 
     var sink = Sink.undecided
-    /// Events waiting for the callback, or for the application to choose.
+    /// Events waiting for the consumer, or for the application to choose.
     var inbox: Deque<WebSocketEvent> = []
-    /// The callback's task exists (running, or parked waiting for the next event).
+    /// The consumer's task exists (running, or parked waiting for the next event).
     var draining = false
-    /// The callback's task, parked until the next event (`true`) or until the sweeper retires it (`false`).
+    /// The consumer's task, parked until the next event (`true`) or until the sweeper retires it (`false`).
     var waiter: UnsafeContinuation<Bool, Never>?
-    /// Completed once the callback has returned for the last event.
+    /// The consumer took an event at once but needs its task to finish it.
+    var unfinished = false
+    /// The consumer took the close event: nothing follows it.
+    var closeTaken = false
+    /// Completed once the consumer is done with the last event.
     var finished: EventLoopPromise<Void>?
     let lowWatermark: Int
     let highWatermark: Int
@@ -31,21 +36,21 @@ struct EventDelivery {
     }
 }
 
-/// The callback of ``WebSocket/deliverEvents(to:)`` with its connection's handler: the one object a draining task
-/// captures, so starting the task allocates no closure context.
+/// The consumer of ``WebSocket/deliverEvents(consumer:)`` with its connection's handler: the one object a draining
+/// task captures, so starting the task allocates no closure context.
 final class EventPump: @unchecked Sendable {
     // Touched only on the connection's event loop (the draining task prefers its executor).
     let handler: WebSocketChannelHandler
-    let body: @Sendable (WebSocketEvent) async -> Void
+    let consumer: any WebSocketEventConsumer
     let sweeper: IdleTaskSweeper
     /// Where the sweeper lists this pump's task (-1 when it has none).
     var slot = -1
     /// The sweeper's generation when the task last took an event.
     var lastActive = 0
 
-    init(handler: WebSocketChannelHandler, body: @escaping @Sendable (WebSocketEvent) async -> Void) {
+    init(handler: WebSocketChannelHandler, consumer: any WebSocketEventConsumer) {
         self.handler = handler
-        self.body = body
+        self.consumer = consumer
         self.sweeper = IdleTaskSweeper.of(handler.eventLoop)
     }
 
@@ -65,12 +70,16 @@ extension WebSocketChannelHandler {
         case .undecided:
             self.hold(event)
         case .callback(let pump):
-            self.hold(event)
-            if let waiter = self.delivery.waiter {
-                self.delivery.waiter = nil
-                waiter.resume(returning: true)
-            } else {
-                self.startDraining(pump)
+            guard self.delivery.inbox.isEmpty, !self.delivery.draining || self.delivery.waiter != nil else {
+                // The consumer's task is busy with an earlier event: this one waits for it.
+                return self.hold(event)
+            }
+            // The consumer is between events: it takes this one now, without a task.
+            if !self.take(event, pump) {
+                self.delivery.unfinished = true
+                self.wakeOrStartDraining(pump)
+            } else if self.delivery.closeTaken {
+                self.retireIfParked()
             }
         case .done:
             break
@@ -93,7 +102,7 @@ extension WebSocketChannelHandler {
         }
     }
 
-    /// No more events will come: the sequence finishes, the callback completes once it has taken the last one.
+    /// No more events will come: the sequence finishes, the consumer completes once it is done with the last one.
     func finishDelivery() {
         switch self.delivery.sink {
         case .undecided:
@@ -121,13 +130,13 @@ extension WebSocketChannelHandler {
         self.resumeReadingIfPossible()
     }
 
-    /// The application takes events through a callback (``WebSocket/deliverEvents(to:)``).
-    func startCallback(_ body: @escaping @Sendable (WebSocketEvent) async -> Void, finished: EventLoopPromise<Void>) {
+    /// The application takes events through a consumer (``WebSocket/deliverEvents(consumer:)``).
+    func startCallback(_ consumer: any WebSocketEventConsumer, finished: EventLoopPromise<Void>) {
         guard case .undecided = self.delivery.sink else {
             // ``WebSocket/events`` was used first.
             return finished.fail(WebSocketError.concurrentReceive)
         }
-        let pump = EventPump(handler: self, body: body)
+        let pump = EventPump(handler: self, consumer: consumer)
         self.delivery.sink = .callback(pump)
         self.delivery.finished = finished
         if self.delivery.inbox.isEmpty {
@@ -139,37 +148,59 @@ extension WebSocketChannelHandler {
         }
     }
 
-    /// Starts the task that hands the waiting events to the callback, unless it exists already. It runs on the
-    /// connection's event loop, parks between events, and ends after the close event or when the loop's
-    /// ``IdleTaskSweeper`` finds it idle for a whole period: an idle connection holds no task.
+    /// Hands `event` to the consumer (on the event loop), with the delivery's bookkeeping.
+    ///
+    /// - Returns: whether the consumer is done with it (otherwise its task must call ``WebSocketEventConsumer/finish()``).
+    private func take(_ event: WebSocketEvent, _ pump: EventPump) -> Bool {
+        pump.lastActive = pump.sweeper.generation
+        if self.inboundPaused, self.delivery.inbox.count <= self.delivery.lowWatermark {
+            self.resumeInbound(consumerGone: false)
+        }
+        switch event {
+        case .close: self.delivery.closeTaken = true; self.barrierReached()
+        case .error: self.barrierReached()
+        default: break
+        }
+        let done = pump.consumer.take(event)
+        self.consumer.withLockedValue {
+            $0.waiting = done
+            $0.taken += 1
+        }
+        return done
+    }
+
+    /// Wakes the consumer's parked task, or starts one.
+    private func wakeOrStartDraining(_ pump: EventPump) {
+        if let waiter = self.delivery.waiter {
+            self.delivery.waiter = nil
+            waiter.resume(returning: true)
+        } else {
+            self.startDraining(pump)
+        }
+    }
+
+    /// Starts the task that finishes what the consumer could not do at once and hands it the events that came
+    /// meanwhile, unless it exists already. It runs on the connection's event loop, parks between events, and ends
+    /// after the close event or when the loop's ``IdleTaskSweeper`` finds it idle for a whole period: an idle
+    /// connection holds no task.
     private func startDraining(_ pump: EventPump) {
         guard !self.delivery.draining else { return }
         self.delivery.draining = true
         Task(executorPreference: EventLoopTaskExecutor.of(self.eventLoop)) { await pump.drain() }
     }
 
-    /// The draining task's body (on the event loop: the task prefers the loop's executor, and the callback's
+    /// The draining task's body (on the event loop: the task prefers the loop's executor, and the consumer's
     /// awaits come back to it).
     func drain(_ pump: EventPump) async {
         pump.sweeper.add(pump)
-        var closed = false
         while true {
+            if self.delivery.unfinished {
+                self.delivery.unfinished = false
+                await pump.consumer.finish()
+            }
             while let event = self.delivery.inbox.popFirst() {
                 self.eventLoop.preconditionInEventLoop()
-                pump.lastActive = pump.sweeper.generation
-                self.consumer.withLockedValue {
-                    $0.waiting = false
-                    $0.taken += 1
-                }
-                if self.inboundPaused, self.delivery.inbox.count <= self.delivery.lowWatermark {
-                    self.resumeInbound(consumerGone: false)
-                }
-                switch event {
-                case .close: closed = true; self.barrierReached()
-                case .error: self.barrierReached()
-                default: break
-                }
-                await pump.body(event)
+                if !self.take(event, pump) { await pump.consumer.finish() }
             }
             self.eventLoop.preconditionInEventLoop()
             let taken = self.consumer.withLockedValue {
@@ -178,16 +209,16 @@ extension WebSocketChannelHandler {
             }
             self.readerWillWait(taken: taken)
             // Nothing follows the close event.
-            if closed { break }
+            if self.delivery.closeTaken { break }
             let more = await withUnsafeContinuation { self.delivery.waiter = $0 }
-            if !more && self.delivery.inbox.isEmpty { break }
+            if !more && self.delivery.inbox.isEmpty && !self.delivery.unfinished { break }
         }
         self.delivery.draining = false
         pump.sweeper.remove(pump)
         self.completeIfDrained()
     }
 
-    /// The sweeper found the callback's task idle for a whole period: it ends (the next event starts a new one).
+    /// The sweeper found the consumer's task idle for a whole period: it ends (the next event starts a new one).
     func retireIfParked() {
         guard let waiter = self.delivery.waiter else { return }
         self.delivery.waiter = nil

@@ -88,9 +88,10 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.machine.receive(self.unwrapInboundIn(data), now: .now())
+        let now = NIODeadline.now()
+        self.machine.receive(self.unwrapInboundIn(data), now: now)
         guard self.isActivated else { return }
-        self.processInput(context: context)
+        self.processInput(context: context, now: now)
     }
 
     /// Starts processing input once the handshake's handlers are out of the pipeline (bytes that followed the
@@ -98,15 +99,16 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     func activate() {
         guard !self.isActivated, let context = self.context else { return }
         self.isActivated = true
-        self.processInput(context: context)
+        self.processInput(context: context, now: .now())
         self.flushIfNeeded()
     }
 
-    private func processInput(context: ChannelHandlerContext) {
+    /// Carries out the state machine's inbound actions for what was read (at `now`: one clock reading per read).
+    private func processInput(context: ChannelHandlerContext, now: NIODeadline) {
         self.inReadLoop = true
         defer { self.inReadLoop = false }
         while true {
-            switch self.machine.nextInboundAction(now: .now()) {
+            switch self.machine.nextInboundAction(now: now) {
             case .needMoreData:
                 return
             case .message(.text(let text)):
@@ -203,6 +205,15 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         case .whole(let frame): return try self.enqueueFromLoop(frame)
         case .split(let header, let payload): return try self.enqueueFromLoop(header, then: payload)
         }
+    }
+
+    /// Sends at once and returns `true` when the outbound queue has room; otherwise returns `false` having done
+    /// nothing (not even encoded, so a compressor's state is untouched).
+    func trySendFromLoop(_ message: WebSocketMessage) throws -> Bool {
+        guard let context = self.context else { throw WebSocketError.connectionClosed }
+        guard context.channel.isWritable, self.waitingWrites.isEmpty else { return false }
+        _ = try self.sendFromLoop(message)
+        return true
     }
 
     /// ``sendFromLoop(_:)`` for a prepared message.
@@ -373,8 +384,9 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     /// answers to earlier messages leave before the close frame; ``answerGrace`` bounds the wait.
     private func closeAfterBarrier() {
         let consumer = self.consumer.withLockedValue { $0 }
-        // The reader is idle when it waits for an event and has taken all before the close or error.
-        let idle = consumer.waiting && consumer.taken == self.delivered - 1
+        // The reader is idle when it took the close or error already (a consumer takes events as they are read),
+        // or waits for an event having taken all before it.
+        let idle = consumer.taken == self.delivered || (consumer.waiting && consumer.taken == self.delivered - 1)
         // A reader that has not started yet may still answer what came before (it gets the grace period).
         guard !self.consumerGone, !idle, !self.ended, let context = self.context else {
             // Nobody reads the events any more, or the reader is idle: nobody is answering an earlier message.
