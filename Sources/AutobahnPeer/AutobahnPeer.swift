@@ -6,8 +6,9 @@ import WebSocketEngine
 import Glibc
 #endif
 
-/// The peer that Autobahn|TestSuite tests: an echo server for the fuzzing client, and a client that runs every
-/// case of the fuzzing server. Both use the engine's public API only.
+/// The peer that Autobahn|TestSuite tests: an echo server for the fuzzing client (taking events as a consumer, the
+/// gateway's way), and a client that runs every case of the fuzzing server (through `receive()`). Both use the
+/// engine's public API only.
 @main
 struct AutobahnPeer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,9 +25,40 @@ struct AutobahnPeer: AsyncParsableCommand {
         outboundQueueSize: 32 << 20
     )
 
+    /// The client's echo: whole messages through `receive()`.
     static func echo(_ socket: WebSocket) async throws {
         while let message = try await socket.receive() {
             try await socket.send(message)
+        }
+    }
+
+    /// The server's echo, as the gateway's `echo` handler does it: each message is answered in the channel's read
+    /// (`trySend`), and in a task only when the outbound queue is full.
+    final class EchoConsumer: WebSocketEventConsumer, @unchecked Sendable {
+        // Touched on the connection's event loop only.
+        private let socket: WebSocket
+        private var waiting: WebSocketMessage?
+
+        init(_ socket: WebSocket) {
+            self.socket = socket
+        }
+
+        func take(_ event: WebSocketEvent) -> Bool {
+            let message: WebSocketMessage
+            switch event {
+            case .text(let text): message = .text(text)
+            case .binary(let data): message = .binary(data)
+            default: return true
+            }
+            guard (try? self.socket.trySend(message)) == false else { return true }
+            self.waiting = message
+            return false
+        }
+
+        func finish() async {
+            guard let message = self.waiting else { return }
+            self.waiting = nil
+            try? await self.socket.send(message)
         }
     }
 
@@ -40,7 +72,7 @@ struct AutobahnPeer: AsyncParsableCommand {
             let server = try await WebSocketServer.bind(
                 configuration: .init(host: self.host, port: self.port, connection: AutobahnPeer.connection)
             ) { _ in
-                .accept(WebSocketAcceptance { socket in try await AutobahnPeer.echo(socket) })
+                .accept(WebSocketAcceptance { socket in socket.deliverEvents(consumer: EchoConsumer(socket)) })
             }
             print("listening on \(self.host):\(server.localAddress?.port ?? self.port)")
             fflush(nil)
