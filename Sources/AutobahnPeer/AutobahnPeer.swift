@@ -44,12 +44,7 @@ struct AutobahnPeer: AsyncParsableCommand {
         }
 
         func take(_ event: WebSocketEvent) -> Bool {
-            let message: WebSocketMessage
-            switch event {
-            case .text(let text): message = .text(text)
-            case .binary(let data): message = .binary(data)
-            default: return true
-            }
+            guard let message = event.message else { return true }
             guard (try? self.socket.trySend(message)) == false else { return true }
             self.waiting = message
             return false

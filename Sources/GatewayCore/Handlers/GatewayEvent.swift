@@ -41,6 +41,15 @@ public struct GatewayEvent: Sendable {
     /// When, in milliseconds since the epoch.
     public var timestamp: Int64
 
+    /// The message of a `text` or `binary` event.
+    public var message: WebSocketMessage? {
+        switch self.kind {
+        case .text(let text): return .text(text)
+        case .binary(let data): return .binary(data)
+        default: return nil
+        }
+    }
+
     /// The event as a record for JSON (webhooks, logs): the info record plus `type` (`open`, `data`, `close`,
     /// or `ping`, `pong`, `idle`, `error`), `message`, `message_type` (`data-text`/`data-binary`, binary in
     /// base64), `timestamp`, and `close_code`/`close_reason` for a close. Outbound sockets add `connecting`,

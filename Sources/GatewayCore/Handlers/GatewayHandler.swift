@@ -6,7 +6,7 @@ import WebSocketEngine
 /// callback at a time; the handler may reply on its connection and call every ``Gateway`` operation.
 ///
 /// With the default ``serve(_:events:)``, an inbound connection's events go first to ``handleNow(_:_:)``, on the
-/// connection's event loop as they are read; the callbacks of those it declines run in a task on that loop that
+/// connection's event loop (as they are read, when the handler is between events); the callbacks of those it declines run in a task on that loop that
 /// ends after one to two seconds without an event: an idle connection holds no task, a busy one starts none per
 /// message. Outbound sockets, and handlers that override ``serve(_:events:)``, keep one task for the connection's
 /// life and get every event through the callbacks.
@@ -129,12 +129,7 @@ public struct EchoHandler: GatewayMessageHandler {
     /// Echoes at once when the message can leave without waiting (the common case); otherwise ``onMessage(_:_:)``
     /// waits for room.
     public func handleNow(_ event: GatewayEvent, _ context: GatewayContext) -> Bool {
-        let message: WebSocketMessage
-        switch event.kind {
-        case .text(let text): message = .text(text)
-        case .binary(let data): message = .binary(data)
-        default: return false
-        }
+        guard let message = event.message else { return false }
         do {
             return try context.connection.sendNow(message)
         } catch {

@@ -243,7 +243,8 @@ public final class GatewayConnection: Sendable {
         } catch {
             throw .sending(self.id, error)
         }
-        // Counted after the write: on the event loop, the flush comes after this returns.
+        // Counted after the write (from a read, the flush comes at read-complete; elsewhere the peer may have the
+        // message a moment before it is counted).
         self.countOutbound(bytes: outgoing.size)
         return true
     }

@@ -1,7 +1,7 @@
 import NIOCore
 
-/// Ends the callback tasks of one event loop's connections (see ``WebSocket/deliverEvents(to:)``) that waited a
-/// whole sweep period for an event. A busy connection keeps its task, parked between events, so that no task is
+/// Ends the consumer tasks of one event loop's connections (see ``WebSocket/deliverEvents(consumer:)``) that waited
+/// a whole sweep period for an event. A busy connection keeps its task, parked between events, so that no task is
 /// started per message; a connection idle for one to two periods holds none.
 final class IdleTaskSweeper: @unchecked Sendable {
     /// How often the sweep runs (while a task is registered).

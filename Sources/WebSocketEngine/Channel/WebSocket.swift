@@ -180,7 +180,8 @@ public final class WebSocket: Sendable {
     }
 
     /// Hands every event of the connection to `consumer`, in order, ending with ``WebSocketEvent/close(_:)``: each
-    /// one to ``WebSocketEventConsumer/take(_:)`` on the connection's event loop as soon as it is read, and to
+    /// one to ``WebSocketEventConsumer/take(_:)`` on the connection's event loop (as soon as it is read when the
+    /// consumer is between events), and to
     /// ``WebSocketEventConsumer/finish()`` in a task when the consumer needs to suspend. The task exists only
     /// while needed, as with ``deliverEvents(to:)``; a consumer that never needs it costs no task at all. Not for
     /// use together with ``events``, ``receive()`` or ``run(_:)``.
@@ -208,7 +209,8 @@ public final class WebSocket: Sendable {
         return finished.futureResult
     }
 
-    /// Completed once the callback of ``deliverEvents(to:)`` has taken the last event; `nil` if it was not used.
+    /// Completed once the consumer of ``deliverEvents(consumer:)`` (or the callback of ``deliverEvents(to:)``) is
+    /// done with the last event; `nil` if neither was used.
     public var deliveryFinished: EventLoopFuture<Void>? {
         self.consumer.withLockedValue { $0.delivery }
     }
@@ -229,7 +231,7 @@ public final class WebSocket: Sendable {
         return { eventLoop.execute { handler.value.barrierReached() } }
     }
 
-    /// Whether the callback of ``deliverEvents(to:)`` has a task now, running or parked (for tests).
+    /// Whether the consumer of ``deliverEvents(consumer:)`` has a task now, running or parked (for tests).
     var callbackTaskExists: Bool {
         get async throws {
             let handler = self.handler

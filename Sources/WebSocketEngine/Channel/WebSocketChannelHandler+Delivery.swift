@@ -25,6 +25,8 @@ struct EventDelivery {
     var unfinished = false
     /// The consumer took the close event: nothing follows it.
     var closeTaken = false
+    /// The consumer's `take` is running (an event delivered meanwhile, say from a failed write's close, waits).
+    var taking = false
     /// Completed once the consumer is done with the last event.
     var finished: EventLoopPromise<Void>?
     let lowWatermark: Int
@@ -70,13 +72,17 @@ extension WebSocketChannelHandler {
         case .undecided:
             self.hold(event)
         case .callback(let pump):
-            guard self.delivery.inbox.isEmpty, !self.delivery.draining || self.delivery.waiter != nil else {
-                // The consumer's task is busy with an earlier event: this one waits for it.
+            guard self.delivery.inbox.isEmpty, !self.delivery.taking, !self.delivery.draining || self.delivery.waiter != nil
+            else {
+                // The consumer is busy with an earlier event (in its task, or still in `take`): this one waits.
                 return self.hold(event)
             }
             // The consumer is between events: it takes this one now, without a task.
             if !self.take(event, pump) {
                 self.delivery.unfinished = true
+                self.wakeOrStartDraining(pump)
+            } else if !self.delivery.inbox.isEmpty {
+                // Events delivered while `take` ran go to the task.
                 self.wakeOrStartDraining(pump)
             } else if self.delivery.closeTaken {
                 self.retireIfParked()
@@ -161,7 +167,9 @@ extension WebSocketChannelHandler {
         case .error: self.barrierReached()
         default: break
         }
+        self.delivery.taking = true
         let done = pump.consumer.take(event)
+        self.delivery.taking = false
         self.consumer.withLockedValue {
             $0.waiting = done
             $0.taken += 1
@@ -218,7 +226,8 @@ extension WebSocketChannelHandler {
         self.completeIfDrained()
     }
 
-    /// The sweeper found the consumer's task idle for a whole period: it ends (the next event starts a new one).
+    /// Ends the consumer's parked task: the sweeper found it idle for a whole period (the next event that needs a
+    /// task starts a new one), or the consumer took the close event without it.
     func retireIfParked() {
         guard let waiter = self.delivery.waiter else { return }
         self.delivery.waiter = nil

@@ -18,7 +18,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     private var machine: WebSocketStateMachine
     let configuration: WebSocketConfiguration
     let eventLoop: any EventLoop
-    /// Where events go: held until the application chooses a way to take them, then a sequence or a callback.
+    /// Where events go: held until the application chooses a way to take them, then a sequence or a consumer.
     var delivery: EventDelivery
     /// The connection ended (its close event is delivered or waiting in ``delivery``).
     var ended = false
@@ -189,7 +189,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     func sendNow(_ prepared: WebSocketPreparedMessage) throws(WebSocketError) {
         let frame = try self.machine.encode(prepared, now: .now())
         guard let context = self.context else { throw .connectionClosed }
-        guard context.channel.isWritable, self.waitingWrites.isEmpty else {
+        guard self.hasRoom(context) else {
             throw .outboundQueueFull(limit: self.configuration.outboundQueueSize)
         }
         self.write(frame, promise: nil)
@@ -211,9 +211,14 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     /// nothing (not even encoded, so a compressor's state is untouched).
     func trySendFromLoop(_ message: WebSocketMessage) throws -> Bool {
         guard let context = self.context else { throw WebSocketError.connectionClosed }
-        guard context.channel.isWritable, self.waitingWrites.isEmpty else { return false }
+        guard self.hasRoom(context) else { return false }
         _ = try self.sendFromLoop(message)
         return true
+    }
+
+    /// Whether a data frame can be written now: the channel is writable and no send waits for room before it.
+    private func hasRoom(_ context: ChannelHandlerContext) -> Bool {
+        context.channel.isWritable && self.waitingWrites.isEmpty
     }
 
     /// ``sendFromLoop(_:)`` for a prepared message.
@@ -225,7 +230,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     /// has room.
     private func enqueueFromLoop(_ frame: ByteBuffer, then rest: ByteBuffer? = nil) throws(WebSocketError) -> EventLoopFuture<Void>? {
         guard let context = self.context else { throw .connectionClosed }
-        if context.channel.isWritable && self.waitingWrites.isEmpty {
+        if self.hasRoom(context) {
             self.write(frame, promise: nil)
             if let rest { self.write(rest, promise: nil) }
             self.scheduleFlush()
@@ -298,7 +303,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
             promise?.fail(WebSocketError.connectionClosed)
             return
         }
-        if context.channel.isWritable && self.waitingWrites.isEmpty {
+        if self.hasRoom(context) {
             self.write(frame, promise: nil)
             self.scheduleFlush()
             promise?.succeed()
@@ -495,7 +500,7 @@ struct ConsumerState: Sendable {
     var waiting = false
     /// Events the application has taken.
     var taken = 0
-    /// Set when the events go to a callback (``WebSocket/deliverEvents(to:)``): completed after the last one.
+    /// Set when the events go to a consumer (``WebSocket/deliverEvents(consumer:)``): completed after the last one.
     var delivery: EventLoopFuture<Void>?
 }
 

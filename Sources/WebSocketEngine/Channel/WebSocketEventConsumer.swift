@@ -1,6 +1,6 @@
 /// Takes a connection's events for ``WebSocket/deliverEvents(consumer:)``: each event first synchronously, on the
-/// connection's event loop, as soon as it is read; whatever cannot be done without suspending is finished in a
-/// task on that loop.
+/// connection's event loop (as soon as it is read when the consumer is between events; otherwise once the earlier
+/// ones are done); whatever cannot be done without suspending is finished in a task on that loop.
 ///
 /// A consumer that answers from memory (an echo, a counter, a reply built from the message) does all its work in
 /// ``take(_:)``: no task is resumed for the event, and the answer leaves with the other answers to the same read.

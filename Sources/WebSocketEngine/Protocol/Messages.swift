@@ -55,4 +55,13 @@ public enum WebSocketEvent: Sendable, Hashable {
     case error(WebSocketError)
     /// The connection is closed; this is always the last event.
     case close(WebSocketCloseInfo)
+
+    /// The message of a `text` or `binary` event.
+    public var message: WebSocketMessage? {
+        switch self {
+        case .text(let text): return .text(text)
+        case .binary(let data): return .binary(data)
+        default: return nil
+        }
+    }
 }
