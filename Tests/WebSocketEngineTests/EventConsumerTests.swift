@@ -84,8 +84,13 @@ struct EventConsumerTests {
             let consumer = try #require(await served.take())
             for text in ["a", "slow", "b", "c"] { try await client.send(text: text) }
             #expect(try await client.receive() == .text("a"))
-            // Gives "b" and "c" time to arrive while "slow" is unfinished (the order holds either way).
-            try await Task.sleep(for: .milliseconds(100))
+            // "b" and "c" arrive while "slow" is unfinished: they wait for it instead of going to `take`.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while try await consumer.socket.eventsWaiting < 2, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(try await consumer.socket.eventsWaiting == 2)
+            #expect(consumer.seen.withLockedValue { $0 } == ["now a"])
             consumer.release.put(())
             for text in ["slow", "b", "c"] { #expect(try await client.receive() == .text(text)) }
             #expect(consumer.seen.withLockedValue { $0 } == ["now a", "task slow", "now b", "now c"])

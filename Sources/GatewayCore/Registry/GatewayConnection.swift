@@ -237,7 +237,7 @@ public final class GatewayConnection: Sendable {
         let encoded = try self.encode(message)
         let outgoing = Outgoing.message(encoded)
         try self.checkSendable(outgoing)
-        guard let socket = self.inboundSocket, socket.isOpen else { throw .socketNotOpen(self.id.rawValue) }
+        let socket = try self.openInboundSocket()
         do {
             guard try socket.trySend(encoded) else { return false }
         } catch {
@@ -247,6 +247,12 @@ public final class GatewayConnection: Sendable {
         // message a moment before it is counted).
         self.countOutbound(bytes: outgoing.size)
         return true
+    }
+
+    /// The inbound connection's socket, if it is still open.
+    private func openInboundSocket() throws(GatewayError) -> WebSocket {
+        guard let socket = self.inboundSocket, socket.isOpen else { throw .socketNotOpen(self.id.rawValue) }
+        return socket
     }
 
     /// Throws when `outgoing` cannot be sent on this connection at all.
@@ -266,8 +272,7 @@ public final class GatewayConnection: Sendable {
             case .done(let result): return try result.get()
             }
         } else {
-            guard let inbound = self.inboundSocket, inbound.isOpen else { throw .socketNotOpen(self.id.rawValue) }
-            socket = inbound
+            socket = try self.openInboundSocket()
         }
         try await self.transmit(outgoing, on: socket).get()
     }

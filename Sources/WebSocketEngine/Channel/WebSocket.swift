@@ -202,9 +202,9 @@ public final class WebSocket: Sendable {
         }
         let handler = self.handler
         if self.eventLoop.inEventLoop {
-            handler.value.startCallback(consumer, finished: finished)
+            handler.value.startConsumer(consumer, finished: finished)
         } else {
-            self.eventLoop.execute { handler.value.startCallback(consumer, finished: finished) }
+            self.eventLoop.execute { handler.value.startConsumer(consumer, finished: finished) }
         }
         return finished.futureResult
     }
@@ -236,6 +236,14 @@ public final class WebSocket: Sendable {
         get async throws {
             let handler = self.handler
             return try await self.eventLoop.submit { handler.value.delivery.draining }.get()
+        }
+    }
+
+    /// How many events wait for the consumer of ``deliverEvents(consumer:)`` while it is busy (for tests).
+    var eventsWaiting: Int {
+        get async throws {
+            let handler = self.handler
+            return try await self.eventLoop.submit { handler.value.delivery.inbox.count }.get()
         }
     }
 

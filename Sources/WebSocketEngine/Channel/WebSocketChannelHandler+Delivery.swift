@@ -9,7 +9,7 @@ struct EventDelivery {
     enum Sink {
         case undecided
         case sequence(WebSocketChannelHandler.Producer.Source)
-        case callback(EventPump)
+        case consumer(EventPump)
         /// The consumer took the last event (the pump, which holds the handler, is let go).
         case done
     }
@@ -31,6 +31,12 @@ struct EventDelivery {
     var finished: EventLoopPromise<Void>?
     let lowWatermark: Int
     let highWatermark: Int
+
+    /// The consumer can take an event now: nothing waits before it, its `take` is not running, and its task (if
+    /// any) is parked.
+    var isBetweenEvents: Bool {
+        self.inbox.isEmpty && !self.taking && (!self.draining || self.waiter != nil)
+    }
 
     init(bufferedEvents: Int) {
         self.highWatermark = bufferedEvents
@@ -71,9 +77,8 @@ extension WebSocketChannelHandler {
             self.yield(event, to: source)
         case .undecided:
             self.hold(event)
-        case .callback(let pump):
-            guard self.delivery.inbox.isEmpty, !self.delivery.taking, !self.delivery.draining || self.delivery.waiter != nil
-            else {
+        case .consumer(let pump):
+            guard self.delivery.isBetweenEvents else {
                 // The consumer is busy with an earlier event (in its task, or still in `take`): this one waits.
                 return self.hold(event)
             }
@@ -115,7 +120,7 @@ extension WebSocketChannelHandler {
             break
         case .sequence(let source):
             source.finish()
-        case .callback:
+        case .consumer:
             self.completeIfDrained()
         case .done:
             break
@@ -137,13 +142,13 @@ extension WebSocketChannelHandler {
     }
 
     /// The application takes events through a consumer (``WebSocket/deliverEvents(consumer:)``).
-    func startCallback(_ consumer: any WebSocketEventConsumer, finished: EventLoopPromise<Void>) {
+    func startConsumer(_ consumer: any WebSocketEventConsumer, finished: EventLoopPromise<Void>) {
         guard case .undecided = self.delivery.sink else {
             // ``WebSocket/events`` was used first.
             return finished.fail(WebSocketError.concurrentReceive)
         }
         let pump = EventPump(handler: self, consumer: consumer)
-        self.delivery.sink = .callback(pump)
+        self.delivery.sink = .consumer(pump)
         self.delivery.finished = finished
         if self.delivery.inbox.isEmpty {
             // Nothing to answer: the reader is idle, so a close needs not wait for it.
