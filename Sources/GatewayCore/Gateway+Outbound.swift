@@ -36,11 +36,11 @@ extension Gateway {
             queryString: queryStart.map { String(requestTarget[requestTarget.index(after: $0)...]) } ?? "",
             clientCertificate: nil, attributes: socket.attributes, maxMessageSize: client.connection.maxMessageSize,
             slowConsumer: self.configuration.slowConsumer, codec: socket.codec, metrics: self.outboundMetrics)
-        guard self.registry.insert(connection) else {
+        guard self.directory.register(connection) else {
             self.release(route: Self.outboundRoute)
             throw .socketIDInUse(id.rawValue)
         }
-        for group in socket.groups { self.registry.subscribe(connection, to: group) }
+        for group in socket.groups { self.directory.subscribe(connection, to: group) }
         var firstFailure: String?
         switch await link.connect(attempt: 1) {
         case .connected(let webSocket):
@@ -48,7 +48,7 @@ extension Gateway {
         case .failed(let reason):
             guard socket.reconnect.retries else {
                 link.stop(failing: .connectFailed(url, reason: reason))
-                self.registry.remove(connection)
+                self.directory.unregister(connection)
                 self.release(route: Self.outboundRoute)
                 throw .connectFailed(url, reason: reason)
             }

@@ -12,7 +12,8 @@ import WebSocketEngine
 public final class Gateway: Service, Sendable {
     /// The configuration the gateway runs with.
     public let configuration: GatewayConfiguration
-    let registry = ConnectionRegistry()
+    /// Where every connection is: by id, by filter and by group.
+    public let directory: any ConnectionDirectory
     /// Routes with the base path applied, most specific first.
     private let routes: [(template: RouteTemplate, route: GatewayRoute)]
     /// Metrics by route template.
@@ -25,9 +26,13 @@ public final class Gateway: Service, Sendable {
     /// Connections admitted (reserved at the upgrade, released when they end): in all and per route.
     private let admitted = NIOLockedValueBox<(total: Int, byRoute: [String: Int])>((0, [:]))
 
-    /// Creates a gateway; fails when two routes have the same template.
-    public init(configuration: GatewayConfiguration) throws(GatewayConfigurationError) {
+    /// Creates a gateway; fails when two routes have the same template. `directory` keeps track of the
+    /// connections (by default, those of this process only).
+    public init(
+        configuration: GatewayConfiguration, directory: any ConnectionDirectory = LocalConnectionDirectory()
+    ) throws(GatewayConfigurationError) {
         self.configuration = configuration
+        self.directory = directory
         var routes: [(RouteTemplate, GatewayRoute)] = []
         var seen = Set<String>()
         for (index, route) in configuration.routes.enumerated() {
@@ -75,7 +80,7 @@ public final class Gateway: Service, Sendable {
     /// Stops accepting and closes every connection with 1001 (outbound sockets stop reconnecting); ``run()``
     /// returns once they are gone.
     public func shutdown() async {
-        for connection in self.registry.select(ConnectionFilter(socketType: .outbound)) {
+        for connection in self.directory.select(ConnectionFilter(socketType: .outbound)).local {
             connection.startClose(code: .goingAway, reason: "gateway shutting down")
         }
         guard let server = self.server.withLockedValue({ $0 }) else { return }
@@ -261,10 +266,10 @@ public final class Gateway: Service, Sendable {
             parameters: setup.parameters, queryString: setup.queryString, clientCertificate: setup.clientCertificate,
             attributes: setup.attributes, maxMessageSize: setup.maxMessageSize, slowConsumer: self.configuration.slowConsumer,
             codec: setup.codec, metrics: self.metrics[setup.route] ?? RouteMetrics(route: setup.route))
-        guard self.registry.insert(connection) else { return nil }
+        guard self.directory.register(connection) else { return nil }
         connection.metrics.accepted()
         self.configuration.logger.info("connection opened", metadata: connection.logMetadata)
-        for group in setup.groups { self.registry.subscribe(connection, to: group) }
+        for group in setup.groups { self.directory.subscribe(connection, to: group) }
         return connection
     }
 
@@ -299,7 +304,7 @@ public final class Gateway: Service, Sendable {
     /// frame lives as long as the connection.
     @inline(never)
     private func unregister(_ connection: GatewayConnection, info: WebSocketCloseInfo?) {
-        self.registry.remove(connection)
+        self.directory.unregister(connection)
         connection.metrics.closed(code: info?.code.rawValue ?? WebSocketCloseCode.abnormalClosure.rawValue)
         // The metadata is built only when the line is logged (`metadata` is an autoclosure).
         self.configuration.logger.info("connection closed", metadata: Self.closeMetadata(connection, info))

@@ -27,8 +27,8 @@ public struct Daemon: Sendable {
         return text
     }
 
-    /// The gateway's configuration, with the webhook handlers built on `http`.
-    func gatewayConfiguration(http: HTTPClient, logger: Logger, bridges: [String: BridgeFlow] = [:]) throws -> GatewayConfiguration {
+    /// The gateway's configuration, with its routes' handlers built from the handler catalog.
+    func gatewayConfiguration(handlers: HandlerServices, logger: Logger) throws -> GatewayConfiguration {
         let file = self.configuration
         var connection = WebSocketConfiguration()
         file.limits.apply(to: &connection)
@@ -54,29 +54,12 @@ public struct Daemon: Sendable {
         for (index, section) in file.routes.enumerated() {
             var routeConnection = connection
             section.limits.apply(to: &routeConnection)
-            let handler: any GatewayHandler
-            var hook: (@Sendable (GatewayUpgradeRequest) async -> GatewayUpgradeDecision)?
-            switch section.handler {
-            case .echo:
-                handler = EchoHandler()
-            case .broadcast:
-                handler = BroadcastHandler(excludeSender: section.excludeSender)
-            case .webhook:
-                let webhook = WebhookHandler(
-                    client: WebhookClient(settings: section.webhook!, http: http, route: section.path, logger: logger), logger: logger)
-                handler = webhook
-                hook = { await webhook.upgradeHook($0) }
-            case .bridge:
-                guard let bridge = bridges[section.bridge?.outbound ?? ""] else {
-                    throw ConfigError(key: "routes[\(index)].bridge.outbound", value: "'\(section.bridge?.outbound ?? "")'", expected: "the socket_id of an entry of outbound")
-                }
-                handler = bridge.requests
-            }
+            let built = try handlers.build(section.handler, role: .route, key: "routes[\(index)]", owner: section.path)
             do {
                 routes.append(try GatewayRoute(
-                    path: section.path, handler: handler, subprotocols: section.subprotocols, groups: section.groups,
+                    path: section.path, handler: built.handler, subprotocols: section.subprotocols, groups: section.groups,
                     connection: routeConnection, rateLimit: section.rateLimit, idleAction: section.limits.idleAction,
-                    allowedOrigins: section.allowedOrigins, maxConnections: section.limits.maxConnections, upgradeHook: hook,
+                    allowedOrigins: section.allowedOrigins, maxConnections: section.limits.maxConnections, upgradeHook: built.upgradeHook,
                     codec: section.codec))
             } catch {
                 throw ConfigError(key: "routes[\(index)].path", value: "'\(section.path)'", expected: error.expected)
@@ -111,11 +94,11 @@ public struct Daemon: Sendable {
     public func run(logger: Logger, metrics: PrometheusCollectorRegistry, onReady: @escaping @Sendable (String) -> Void = { print($0) }) async throws {
         let http = HTTPClient(eventLoopGroup: .singletonMultiThreadedEventLoopGroup)
         do {
-            let bridges = OutboundFactory.bridges(of: self.configuration)
-            let gateway = try Gateway(configuration: try self.gatewayConfiguration(http: http, logger: logger, bridges: bridges))
-            let factory = OutboundFactory(
-                http: http, logger: logger, bridges: bridges, connection: gateway.configuration.server.connection,
-                defaults: gateway.configuration.outbound)
+            let handlers = HandlerServices(
+                http: http, logger: logger, bridges: OutboundFactory.bridges(of: self.configuration),
+                outboundDefaults: self.configuration.outboundDefaults.defaults)
+            let gateway = try Gateway(configuration: try self.gatewayConfiguration(handlers: handlers, logger: logger))
+            let factory = OutboundFactory(handlers: handlers, connection: gateway.configuration.server.connection)
             let address = try await gateway.start()
             try await Self.openOutbound(self.configuration.outbound, gateway: gateway, factory: factory, logger: logger)
             let admin = Application(
@@ -138,7 +121,7 @@ public struct Daemon: Sendable {
                     let scheme = self.configuration.tls == nil ? "ws" : "wss"
                     var lines = ["wsgate: WebSocket listener on \(scheme)://\(Self.describe(address))"]
                     for route in self.configuration.routes {
-                        lines.append("  \(self.configuration.basePath)\(route.path) -> \(route.handler.rawValue)\(route.groups.isEmpty ? "" : " groups \(route.groups.joined(separator: ", "))")")
+                        lines.append("  \(self.configuration.basePath)\(route.path) -> \(route.handler.name)\(route.groups.isEmpty ? "" : " groups \(route.groups.joined(separator: ", "))")")
                     }
                     for socket in self.configuration.outbound {
                         let state = (try? gateway.info(socket.socketID ?? ""))?.state ?? "not opened"

@@ -103,16 +103,16 @@ struct GatewayOperationsTests {
         try await withGateway(Self.configuration(try GatewayRoute(path: "/g", handler: EchoHandler()))) { gateway, port in
             let socket = try await connect(port, "/g")
             let id = gateway.list()[0].rawValue
-            try gateway.subscribe(id, to: "news")
-            try gateway.subscribe(id, to: "sports")
+            try await gateway.subscribe(id, to: "news")
+            try await gateway.subscribe(id, to: "sports")
             #expect(gateway.groups() == [GroupInfo(name: "news", members: 1), GroupInfo(name: "sports", members: 1)])
             let result = await gateway.broadcast(.text("headline"), to: ConnectionFilter(groups: ["news"]))
             #expect(result == BroadcastResult(delivered: 1, failures: []))
             #expect(try await socket.receive() == .text("headline"))
-            try gateway.unsubscribe(id, from: "news")
+            try await gateway.unsubscribe(id, from: "news")
             #expect(gateway.groups() == [GroupInfo(name: "sports", members: 1)])
             #expect(await gateway.broadcast(.text("more"), to: ConnectionFilter(groups: ["news"])).delivered == 0)
-            #expect(throws: GatewayError.noSuchSocket("missing")) { try gateway.subscribe("missing", to: "news") }
+            await #expect(throws: GatewayError.noSuchSocket("missing")) { try await gateway.subscribe("missing", to: "news") }
             try await socket.close()
         }
     }

@@ -63,7 +63,7 @@ struct GatewayProtectionTests {
                         try await gateway.send(id.rawValue, .binary(chunk))
                         refusals = 0
                     } catch {
-                        guard error.kind == "slow_consumer" else {
+                        guard error.kind == .slowConsumer else {
                             Issue.record("unexpected \(error)")
                             break
                         }
@@ -102,7 +102,7 @@ struct GatewayProtectionTests {
                     failure = error
                 }
             }
-            #expect(failure?.kind == "slow_consumer")
+            #expect(failure?.kind == .slowConsumer)
             while case .binary? = try await client.receive() {}
             #expect(await client.closeInfo == WebSocketCloseInfo(code: .policyViolation, reason: "slow consumer", initiatedLocally: false))
         }

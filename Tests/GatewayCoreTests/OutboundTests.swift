@@ -75,7 +75,7 @@ struct OutboundTests {
                 try await gateway.openOutbound(OutboundSocket(url: "ws://127.0.0.1:\(port)/echo"))
                 Issue.record("expected connect_failed")
             } catch let error as GatewayError {
-                #expect(error.kind == "connect_failed" && "\(error)".contains("ws://127.0.0.1:\(port)/echo"))
+                #expect(error.kind == .connectFailed && "\(error)".contains("ws://127.0.0.1:\(port)/echo"))
             }
             #expect(gateway.list().isEmpty)
             // A socket that retries is registered while it keeps trying, and takes the only outbound slot.
@@ -85,7 +85,7 @@ struct OutboundTests {
                 try await gateway.openOutbound(OutboundSocket(url: "ws://127.0.0.1:\(port)/echo", reconnect: .forever(interval: .milliseconds(50))))
                 Issue.record("expected too_many_outbound")
             } catch let error as GatewayError {
-                #expect(error.kind == "too_many_outbound")
+                #expect(error.kind == .tooManyOutbound)
             }
             try await gateway.close(id.rawValue)
         }
@@ -216,7 +216,7 @@ struct OutboundTests {
                 try await gateway.openOutbound(OutboundSocket(url: "ws://127.0.0.1:\(silent.port)/never", client: client))
                 Issue.record("expected connect_failed")
             } catch let error as GatewayError {
-                #expect(error.kind == "connect_failed" && "\(error)".contains("timed out"), "\(error)")
+                #expect(error.kind == .connectFailed && "\(error)".contains("timed out"), "\(error)")
             }
             client.connection.idleTimeout = .milliseconds(150)
             let events = Mailbox<GatewayEvent.Kind>()

@@ -35,7 +35,7 @@ struct ConfigurationTests {
         #expect(configuration.keepalive?.pingInterval == .seconds(25) && configuration.compression.enabled)
         #expect(configuration.rateLimit?.burst == 5 && configuration.allowedOrigins == ["https://app.example.com"])
         #expect(configuration.routes.map(\.path) == ["/echo", "/chat/{room}", "/devices/{device_id}"])
-        #expect(configuration.routes[2].webhook?.secret == "hook" && configuration.routes[2].webhook?.retries == 3)
+        #expect(configuration.routes[2].handler.webhook?.secret == "hook" && configuration.routes[2].handler.webhook?.retries == 3)
         #expect(configuration.routes[2].limits.maxMessageSize == 64 * 1024 && configuration.routes[2].rateLimit?.onExceed == .drop)
     }
 

@@ -20,9 +20,9 @@ struct OutboundConfigurationTests {
         #expect(configuration.outbound[0].reconnect == .exponential(
             initialInterval: .milliseconds(250), growth: 2, maxInterval: .seconds(5), maxRetries: 1000, jitter: 0.2))
         #expect(configuration.outbound[1].reconnect == .forever(interval: .seconds(1)))
-        #expect(configuration.outbound[1].handler.kind == .forward && configuration.outbound[1].handler.group == "live")
+        #expect(configuration.outbound[1].handler.name == "forward" && configuration.outbound[1].handler.group == "live")
         #expect(configuration.outbound[1].pathParameters == ["room": "news"])
-        #expect(configuration.routes[0].bridge?.outbound == "upstream-echo" && configuration.routes[0].bridge?.timeout == .seconds(30))
+        #expect(configuration.routes[0].handler.bridge?.outbound == "upstream-echo" && configuration.routes[0].handler.bridge?.timeout == .seconds(30))
     }
 
     @Test func readsEveryOutboundKey() throws {

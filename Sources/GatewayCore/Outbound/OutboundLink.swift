@@ -113,7 +113,7 @@ final class OutboundLink: Sendable {
             }
             guard let (pending, socket) = next else { return }
             let result = await transmit(pending.outgoing, socket)
-            if case .failure(let error) = result, error.kind == "socket_not_open" {
+            if case .failure(let error) = result, error.kind == .socketNotOpen {
                 // The new connection broke already: keep the message for the next one.
                 self.state.withLockedValue {
                     $0.queue.prepend(pending)

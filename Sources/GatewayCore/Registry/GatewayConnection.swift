@@ -290,7 +290,7 @@ public final class GatewayConnection: Sendable {
         } catch {
             self.countOutbound(bytes: -outgoing.size, messages: -1)
             let failure = GatewayError.sending(self.id, error)
-            if failure.kind == "slow_consumer" {
+            if failure.kind == .slowConsumer {
                 self.metrics.slowConsumer(self.slowConsumer)
                 if self.slowConsumer == .close {
                     self.markClosing()
@@ -322,7 +322,7 @@ public final class GatewayConnection: Sendable {
         do {
             _ = try await socket.close(code: code, reason: reason)
         } catch {
-            throw GatewayError(.send(self.id.rawValue, "\(error)"))
+            throw .sendFailed(self.id.rawValue, reason: "\(error)")
         }
     }
 }

@@ -55,8 +55,7 @@ final class RouteMetrics: Sendable {
     static func broadcast(delivered: Int, failures: [BroadcastFailure]) {
         Counter(label: "wsgate_broadcast_deliveries_total").increment(by: delivered)
         for failure in failures {
-            let reason = failure.error.hasPrefix("slow consumer") ? "slow_consumer" : (failure.error.hasPrefix("closed") ? "closed" : "too_large")
-            Counter(label: "wsgate_broadcast_failures_total", dimensions: [("reason", reason)]).increment()
+            Counter(label: "wsgate_broadcast_failures_total", dimensions: [("reason", failure.reason.rawValue)]).increment()
         }
     }
 }

@@ -7,23 +7,9 @@ import WebSocketEngine
 
 /// The management API (JSON over HTTP): every gateway operation, health, metrics and the OpenAPI document.
 enum AdminAPI {
-    struct MessageBody: Decodable {
-        var message: String
-        var type: String?
-    }
-
-    struct BroadcastBody: Decodable {
-        var message: String
-        var type: String?
-        var path: String?
-        var socketType: String?
-        var groups: [String]?
-
-        enum CodingKeys: String, CodingKey {
-            case message, type, path, groups
-            case socketType = "socket_type"
-        }
-    }
+    /// The fields a request body may carry: a message to one socket, and a broadcast.
+    private static let messageFields: Set<GatewayAction.Field> = [.message, .type]
+    private static let broadcastFields: Set<GatewayAction.Field> = [.message, .type, .path, .route, .socketType, .groups, .exclude]
 
     /// The router of the admin listener.
     static func router(
@@ -48,48 +34,41 @@ enum AdminAPI {
             Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: openAPI)))
         }
         router.get("/v1/connections") { request, _ in
-            let ids = gateway.list(try self.filter(request))
+            let ids = gateway.list(try GatewayAction.filter(self.query(request, filter: true)))
             return AdminJSON.response(["connections": ids.map(\.rawValue)])
         }
         router.delete("/v1/connections") { request, _ in
-            let (code, reason) = try self.closeParameters(request)
-            let closed = await gateway.closeAll(try self.filter(request), code: code, reason: reason)
-            return AdminJSON.response(["closed": closed])
+            var fields = try self.query(request, filter: true, close: true)
+            fields.action = "close_all"
+            return try await self.perform(GatewayAction(fields), on: gateway)
         }
         router.get("/v1/connections/:socket_id") { _, context in
             AdminJSON.response(try gateway.info(try self.pathParameter(context, "socket_id")))
         }
         router.delete("/v1/connections/:socket_id") { request, context in
-            let (code, reason) = try self.closeParameters(request)
-            try await gateway.close(try self.pathParameter(context, "socket_id"), code: code, reason: reason)
-            return AdminJSON.noContent
+            var fields = try self.query(request, close: true)
+            fields.action = "close"
+            fields.socketID = try self.pathParameter(context, "socket_id")
+            return try await self.perform(GatewayAction(fields), on: gateway)
         }
         router.post("/v1/connections/:socket_id/messages") { request, context in
             let id = try self.pathParameter(context, "socket_id")
             _ = try gateway.connection(id)
-            let body = try await AdminJSON.decode(MessageBody.self, from: request, limit: bodyLimit)
-            try await gateway.send(id, try self.message(body.message, type: body.type))
-            return AdminJSON.noContent
+            var fields = try await AdminJSON.fields(from: request, allowed: self.messageFields, limit: bodyLimit)
+            fields.action = "send"
+            fields.socketID = id
+            return try await self.perform(GatewayAction(fields), on: gateway)
         }
         router.post("/v1/broadcast") { request, _ in
-            let body = try await AdminJSON.decode(BroadcastBody.self, from: request, limit: bodyLimit)
-            let message = try self.message(body.message, type: body.type)
-            var filter = ConnectionFilter(path: body.path, groups: body.groups)
-            filter.socketType = try self.socketType(body.socketType)
-            let result = await gateway.broadcast(message, to: filter)
-            struct Answer: Encodable {
-                var delivered: Int
-                var failures: [BroadcastFailure]
-            }
-            return AdminJSON.response(Answer(delivered: result.delivered, failures: result.failures))
+            var fields = try await AdminJSON.fields(from: request, allowed: self.broadcastFields, limit: bodyLimit)
+            fields.action = "broadcast"
+            return try await self.perform(GatewayAction(fields), on: gateway)
         }
         router.put("/v1/connections/:socket_id/groups/:group") { _, context in
-            try gateway.subscribe(try self.pathParameter(context, "socket_id"), to: try self.pathParameter(context, "group"))
-            return AdminJSON.noContent
+            try await self.perform(self.groupAction("subscribe", context), on: gateway)
         }
         router.delete("/v1/connections/:socket_id/groups/:group") { _, context in
-            try gateway.unsubscribe(try self.pathParameter(context, "socket_id"), from: try self.pathParameter(context, "group"))
-            return AdminJSON.noContent
+            try await self.perform(self.groupAction("unsubscribe", context), on: gateway)
         }
         router.post("/v1/outbound") { request, _ in
             let section = try await AdminJSON.decode(OutboundSection.self, from: request, limit: 1 << 20)
@@ -103,59 +82,58 @@ enum AdminAPI {
         return router
     }
 
+    /// Carries out an action and renders its result: 204 for one socket, the delivery report for a broadcast, the
+    /// count for a close of many.
+    private static func perform(_ action: GatewayAction, on gateway: Gateway) async throws -> Response {
+        switch try await gateway.perform(action) {
+        case .done:
+            return AdminJSON.noContent
+        case .broadcast(let result):
+            struct Answer: Encodable {
+                var delivered: Int
+                var failures: [BroadcastFailure]
+            }
+            return AdminJSON.response(Answer(delivered: result.delivered, failures: result.failures))
+        case .count(let count):
+            return AdminJSON.response(["closed": count])
+        }
+    }
+
+    private static func groupAction(_ name: String, _ context: BasicRequestContext) throws -> GatewayAction {
+        var fields = GatewayAction.Fields()
+        fields.action = name
+        fields.socketID = try self.pathParameter(context, "socket_id")
+        fields.group = try self.pathParameter(context, "group")
+        return try GatewayAction(fields)
+    }
+
     /// A path parameter, percent-decoded (clients escape `=` and other characters in ids and group names).
     private static func pathParameter(_ context: BasicRequestContext, _ name: String) throws -> String {
         let raw = try context.parameters.require(name)
         let decoded = PercentEncoding.decode(Substring(raw))
         guard !decoded.isEmpty, !decoded.contains(where: { $0.isASCII && $0.asciiValue! < 0x20 }) else {
-            throw AdminError.badRequest("invalid \(name) '\(raw)'")
+            throw GatewayError.badRequest("invalid \(name) '\(raw)'")
         }
         return decoded
     }
 
-    private static func filter(_ request: Request) throws -> ConnectionFilter {
+    /// The action fields of a query string: the filter (`route`, `path`, `group` repeated, `socket_type`) and the
+    /// close (`code`, `reason`) where the endpoint takes them.
+    private static func query(_ request: Request, filter: Bool = false, close: Bool = false) throws -> GatewayAction.Fields {
         let query = request.uri.queryParameters
-        var filter = ConnectionFilter()
-        filter.route = query["route"].map(String.init)
-        filter.path = query["path"].map(String.init)
-        let groups = query.getAll("group").map { String($0) }
-        filter.groups = groups.isEmpty ? nil : groups
-        filter.socketType = try self.socketType(query["socket_type"].map(String.init))
-        return filter
-    }
-
-    private static func socketType(_ text: String?) throws -> SocketType? {
-        guard let text, text != "all" else { return nil }
-        guard let type = SocketType(rawValue: text) else {
-            throw AdminError.badRequest("socket_type must be inbound, outbound or all, not '\(text)'")
+        var fields = GatewayAction.Fields()
+        if filter {
+            fields.route = query["route"].map(String.init)
+            fields.path = query["path"].map(String.init)
+            let groups = query.getAll("group").map { String($0) }
+            fields.groups = groups.isEmpty ? nil : groups
+            fields.socketType = query["socket_type"].map(String.init)
         }
-        return type
-    }
-
-    private static func closeParameters(_ request: Request) throws -> (WebSocketCloseCode, String) {
-        let query = request.uri.queryParameters
-        var code = WebSocketCloseCode.normalClosure
-        if let text = query["code"] {
-            guard let value = UInt16(String(text)), WebSocketCloseCode(rawValue: value).isValidOnWire else {
-                throw AdminError.badRequest("code must be a close code that may be sent (1000-1003, 1007-1014, 3000-4999), not '\(text)'")
-            }
-            code = WebSocketCloseCode(rawValue: value)
+        if close {
+            fields.code = query["code"].map(String.init)
+            fields.reason = query["reason"].map(String.init)
         }
-        let reason = query["reason"].map(String.init) ?? ""
-        guard reason.utf8.count <= 123 else { throw AdminError.badRequest("reason must be at most 123 bytes of UTF-8") }
-        return (code, reason)
-    }
-
-    private static func message(_ text: String, type: String?) throws -> WebSocketMessage {
-        switch type ?? "data-text" {
-        case "data-text":
-            return .text(text)
-        case "data-binary":
-            guard let data = Data(base64Encoded: text) else { throw AdminError.badRequest("message is not valid base64 for data-binary") }
-            return .binary(ByteBuffer(bytes: data))
-        case let other:
-            throw AdminError.badRequest("type must be data-text or data-binary, not '\(other)'")
-        }
+        return fields
     }
 }
 

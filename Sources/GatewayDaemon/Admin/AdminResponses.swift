@@ -10,25 +10,13 @@ struct AdminError: Error, Sendable {
     var type: String
     var message: String
 
-    static func badRequest(_ message: String) -> AdminError { AdminError(status: .badRequest, type: "bad_request", message: message) }
+    static func badRequest(_ message: String) -> AdminError { AdminError(GatewayError.badRequest(message)) }
 
-    /// The answer for a gateway operation's failure.
+    /// The answer for a gateway operation's failure: its kind, its sentence, and the kind's HTTP status.
     init(_ error: GatewayError) {
-        self.type = error.kind
+        self.type = error.kind.rawValue
         self.message = error.description
-        switch error.kind {
-        case "no_such_socket": self.status = .notFound
-        case "invalid_socket_id": self.status = .badRequest
-        case "socket_not_open": self.status = .unprocessableContent
-        case "message_too_large": self.status = .contentTooLarge
-        case "slow_consumer": self.status = .serviceUnavailable
-        case "socket_id_in_use": self.status = .conflict
-        case "invalid_outbound": self.status = .badRequest
-        case "too_many_outbound", "reconnect_queue_full", "reconnect_gave_up", "not_connected": self.status = .serviceUnavailable
-        case "connect_failed": self.status = .badGateway
-        case "invalid_message": self.status = .unprocessableContent
-        default: self.status = .internalServerError
-        }
+        self.status = HTTPResponse.Status(code: Int(error.kind.httpStatus.code))
     }
 
     init(status: HTTPResponse.Status, type: String, message: String) {
@@ -58,12 +46,7 @@ enum AdminJSON {
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: limit)
-        } catch {
-            throw AdminError(status: .contentTooLarge, type: "body_too_large", message: "request body larger than \(limit) bytes")
-        }
+        let buffer = try await self.body(of: request, limit: limit)
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let DecodingError.keyNotFound(key, _) {
@@ -78,6 +61,19 @@ enum AdminJSON {
             throw AdminError.badRequest("\(error)")
         } catch {
             throw AdminError.badRequest("invalid JSON body")
+        }
+    }
+
+    /// The action fields of a JSON request body, accepting only `allowed` fields.
+    static func fields(from request: Request, allowed: Set<GatewayAction.Field>, limit: Int) async throws -> GatewayAction.Fields {
+        try GatewayAction.Fields(json: try await self.body(of: request, limit: limit).readableBytesView, allowed: allowed)
+    }
+
+    private static func body(of request: Request, limit: Int) async throws -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch {
+            throw AdminError(status: .contentTooLarge, type: "body_too_large", message: "request body larger than \(limit) bytes")
         }
     }
 

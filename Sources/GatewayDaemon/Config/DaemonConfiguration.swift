@@ -77,7 +77,7 @@ public struct DaemonConfiguration: Sendable, Decodable {
         }
         var bridges: [String: BridgeSection] = [:]
         for (index, route) in self.routes.enumerated() {
-            guard route.handler == .bridge, let bridge = route.bridge else { continue }
+            guard route.handler.name == "bridge", let bridge = route.handler.bridge else { continue }
             guard let target = self.outbound.firstIndex(where: { $0.socketID == bridge.outbound }) else {
                 throw ConfigError(key: "routes[\(index)].bridge.outbound", value: "'\(bridge.outbound)'", expected: "the socket_id of an entry of outbound")
             }
@@ -85,12 +85,12 @@ public struct DaemonConfiguration: Sendable, Decodable {
                 throw ConfigError(key: "routes[\(index)].bridge", value: "settings that differ from another route's bridge to '\(bridge.outbound)'", expected: "the same timeout, correlation_field and max_pending for every route bridging to one socket")
             }
             bridges[bridge.outbound] = bridge
-            let kind = self.outbound[target].handler.kind
-            guard kind == .none || kind == .bridge else {
-                throw ConfigError(key: "outbound[\(target)].handler", value: "'\(kind.rawValue)'", expected: "bridge (or nothing): routes[\(index)] bridges to this socket")
+            let kind = self.outbound[target].handler.name
+            guard kind == "none" || kind == "bridge" else {
+                throw ConfigError(key: "outbound[\(target)].handler", value: "'\(kind)'", expected: "bridge (or nothing): routes[\(index)] bridges to this socket")
             }
         }
-        for (index, socket) in self.outbound.enumerated() where socket.handler.kind == .bridge && bridges[socket.socketID ?? ""] == nil {
+        for (index, socket) in self.outbound.enumerated() where socket.handler.name == "bridge" && bridges[socket.socketID ?? ""] == nil {
             throw ConfigError(key: "outbound[\(index)].handler", value: "'bridge'", expected: "a route with handler bridge whose bridge.outbound is '\(socket.socketID ?? "")'")
         }
     }
@@ -98,8 +98,8 @@ public struct DaemonConfiguration: Sendable, Decodable {
     /// The bridge settings of each outbound socket that routes bridge to.
     var bridges: [String: BridgeSection] {
         var result: [String: BridgeSection] = [:]
-        for route in self.routes where route.handler == .bridge {
-            if let bridge = route.bridge { result[bridge.outbound] = bridge }
+        for route in self.routes where route.handler.name == "bridge" {
+            if let bridge = route.handler.bridge { result[bridge.outbound] = bridge }
         }
         return result
     }

@@ -49,7 +49,8 @@ public struct OutboundSection: Sendable, Decodable {
     public var subprotocols: [String] = []
     public var reconnect = ReconnectStrategy.none
     public var queue = ReconnectQueuePolicy()
-    public var handler = OutboundHandlerSection()
+    /// The handler (see ``HandlerCatalog``); `none` by default.
+    public var handler = HandlerSection(name: "none")
     public var codec: MessageCodec?
     public var tls: ClientTLSSection?
     public var proxy: ProxySection?
@@ -91,7 +92,7 @@ public struct OutboundSection: Sendable, Decodable {
         self.subprotocols = try c.texts(.subprotocols) ?? []
         self.reconnect = try c.nested(.reconnect, ReconnectSection.self)?.strategy ?? .none
         self.queue = try c.nested(.queue, QueueSection.self)?.policy ?? ReconnectQueuePolicy()
-        self.handler = try c.nested(.handler, OutboundHandlerSection.self) ?? OutboundHandlerSection()
+        self.handler = try c.nested(.handler, OutboundHandlerField.self)?.section ?? HandlerSection(name: "none")
         self.codec = try c.codec(.codec, .preprocessors, .postprocessors)
         self.tls = try c.nested(.tls, ClientTLSSection.self)
         self.proxy = try c.nested(.proxy, ProxySection.self)
@@ -163,44 +164,6 @@ struct QueueSection: Decodable {
         self.policy = ReconnectQueuePolicy(
             size: try c.int(.size, in: 0...1_000_000) ?? 1_000,
             whenFull: try c.choice(.whenFull, ReconnectQueuePolicy.WhenFull.self) ?? .rejectNew)
-    }
-}
-
-/// `outbound[].handler`: `none`, `forward` (with `group`), `webhook` (with `webhook`), or `bridge` (the replies of
-/// the routes that bridge to this socket); a bare name or a mapping with `type`.
-public struct OutboundHandlerSection: Sendable, Decodable {
-    public enum Kind: String, Sendable, CaseIterable { case none, forward, webhook, bridge }
-
-    public var kind = Kind.none
-    public var group: String?
-    public var webhook: WebhookSection?
-
-    enum Keys: String, CodingKey, CaseIterable { case type, group, webhook }
-
-    public init() {}
-
-    public init(from decoder: any Decoder) throws {
-        let here = decoder.codingPath
-        if let single = try? decoder.singleValueContainer(), let name = try? single.decode(String.self) {
-            guard let kind = Kind(rawValue: name) else {
-                throw ConfigError(key: keyPath(here), value: "'\(name)'", expected: "one of none, forward, webhook, bridge")
-            }
-            self.kind = kind
-        } else {
-            let c = try decoder.section(Keys.self)
-            guard let kind = try c.choice(.type, Kind.self) else {
-                throw ConfigError(key: keyPath(here + [Keys.type]), value: "nothing", expected: "one of none, forward, webhook, bridge")
-            }
-            self.kind = kind
-            self.group = try c.text(.group)
-            self.webhook = try c.nested(.webhook, WebhookSection.self)
-        }
-        if self.kind == .forward, self.group == nil {
-            throw ConfigError(key: keyPath(here + [Keys.group]), value: "nothing", expected: "the group the forward handler fans out to")
-        }
-        if self.kind == .webhook, self.webhook == nil {
-            throw ConfigError(key: keyPath(here + [Keys.webhook]), value: "nothing", expected: "webhook settings (at least url) for handler webhook")
-        }
     }
 }
 

@@ -5,20 +5,11 @@ import Yams
 
 /// One entry of `routes`.
 public struct RouteSection: Sendable, Decodable {
-    /// The built-in handlers.
-    public enum Handler: String, Sendable, CaseIterable {
-        case echo, broadcast, webhook, bridge
-    }
-
     public var path: String
-    public var handler: Handler
+    /// The handler (see ``HandlerCatalog``) with its settings, written beside `handler`.
+    public var handler: HandlerSection
     public var groups: [String] = []
     public var subprotocols: [String] = []
-    /// `broadcast` only: leave the sender out.
-    public var excludeSender = false
-    public var webhook: WebhookSection?
-    /// `bridge` only: the outbound socket and the matching of replies.
-    public var bridge: BridgeSection?
     /// How messages are decoded and encoded.
     public var codec: MessageCodec?
     public var limits = LimitsSection()
@@ -26,7 +17,7 @@ public struct RouteSection: Sendable, Decodable {
     public var allowedOrigins: [String]?
 
     enum Keys: String, CodingKey, CaseIterable {
-        case path, handler, groups, subprotocols, webhook, bridge, limits, codec, preprocessors, postprocessors
+        case path, handler, groups, subprotocols, webhook, bridge, group, limits, codec, preprocessors, postprocessors
         case excludeSender = "exclude_sender", rateLimit = "rate_limit", allowedOrigins = "allowed_origins"
     }
 
@@ -42,25 +33,23 @@ public struct RouteSection: Sendable, Decodable {
             throw ConfigError(key: keyPath(here + [Keys.path]), value: "'\(path)'", expected: error.expected)
         }
         self.path = path
-        guard let handler = try c.choice(.handler, Handler.self) else {
-            throw ConfigError(key: keyPath(here + [Keys.handler]), value: "nothing", expected: "one of echo, broadcast, webhook, bridge")
+        guard let name = try c.text(.handler) else {
+            throw ConfigError(key: keyPath(here + [Keys.handler]), value: "nothing", expected: "one of \(HandlerCatalog.names(for: .route))")
         }
+        let entry = try HandlerCatalog.entry(named: name, for: .route, key: keyPath(here + [Keys.handler]))
+        var handler = HandlerSection(name: entry.name)
+        handler.excludeSender = try c.bool(.excludeSender) ?? false
+        handler.group = try c.text(.group)
+        handler.webhook = try c.nested(.webhook, WebhookSection.self)
+        handler.bridge = try c.nested(.bridge, BridgeSection.self)
+        try entry.check(handler, keyPath(here))
         self.handler = handler
         self.groups = try c.texts(.groups) ?? []
         self.subprotocols = try c.texts(.subprotocols) ?? []
-        self.excludeSender = try c.bool(.excludeSender) ?? false
-        self.webhook = try c.nested(.webhook, WebhookSection.self)
-        self.bridge = try c.nested(.bridge, BridgeSection.self)
         self.codec = try c.codec(.codec, .preprocessors, .postprocessors)
         self.limits = try c.nested(.limits, LimitsSection.self) ?? LimitsSection()
         self.rateLimit = try c.nested(.rateLimit, RateLimitSection.self)?.limit
         self.allowedOrigins = try c.texts(.allowedOrigins)
-        if handler == .webhook, self.webhook == nil {
-            throw ConfigError(key: keyPath(here + [Keys.webhook]), value: "nothing", expected: "webhook settings (at least url) for handler webhook")
-        }
-        if handler == .bridge, self.bridge == nil {
-            throw ConfigError(key: keyPath(here + [Keys.bridge]), value: "nothing", expected: "bridge settings (at least outbound) for handler bridge")
-        }
     }
 }
 

@@ -63,80 +63,41 @@ struct WebhookHandler: GatewayHandler {
         }
     }
 
-    /// One action of a backend's answer.
-    struct Action: Decodable {
-        var action: String
-        var socketID: String?
-        var message: String?
-        var type: String?
-        var code: UInt16?
-        var reason: String?
-        var group: String?
-        var path: String?
-        var socketType: String?
-        var groups: [String]?
-
-        enum CodingKeys: String, CodingKey {
-            case action, message, type, code, reason, group, path, groups
-            case socketID = "socket_id"
-            case socketType = "socket_type"
-        }
-    }
-
-    struct Actions: Decodable {
-        var actions: [Action]
-    }
-
+    /// Runs the actions of a backend's answer (`{"actions": [...]}`), each parsed by the gateway's one action
+    /// parser with the event's socket as the default target, one after the other; a plain-text answer is sent back
+    /// to the sender. An action that is malformed or fails is logged with its kind and does not stop the others.
     private func act(on answer: WebhookClient.Answer, context: GatewayContext) async {
         guard answer.body.readableBytes > 0 else { return }
-        if answer.contentType?.lowercased().hasPrefix("application/json") == true {
-            guard let actions = try? JSONDecoder().decode(Actions.self, from: Data(answer.body.readableBytesView)) else {
-                self.logger.warning("webhook answer is not an actions document", metadata: ["socket_id": "\(context.connection.id)"])
-                return
-            }
-            for action in actions.actions {
-                do {
-                    try await self.run(action, context: context)
-                } catch {
-                    self.logger.warning("webhook action failed", metadata: ["action": "\(action.action)", "error": "\(error)"])
-                }
-            }
-        } else {
+        guard answer.contentType?.lowercased().hasPrefix("application/json") == true else {
             _ = try? await context.send(.text(String(buffer: answer.body)))
+            return
+        }
+        let origin = context.connection.id
+        for parsed in Self.actions(in: answer.body, socket: origin.rawValue) {
+            do {
+                try await context.gateway.perform(try parsed.get(), origin: origin)
+            } catch {
+                var metadata = context.connection.logMetadata
+                metadata["error_kind"] = "\(error.kind.rawValue)"
+                metadata["error"] = "\(error.description)"
+                self.logger.warning("webhook action refused", metadata: metadata)
+            }
         }
     }
 
-    private func run(_ action: Action, context: GatewayContext) async throws {
-        let target = action.socketID ?? context.connection.id.rawValue
-        let gateway = context.gateway
-        func message() throws -> WebSocketMessage {
-            guard let text = action.message else { throw WebhookClient.Failure(description: "action \(action.action) needs a message") }
-            if action.type == "data-binary" {
-                guard let data = Data(base64Encoded: text) else { throw WebhookClient.Failure(description: "message is not base64") }
-                return .binary(ByteBuffer(bytes: data))
-            }
-            return .text(text)
+    /// The actions of an answer document, each parsed on its own (a malformed one is an error in its place).
+    static func actions(in body: ByteBuffer, socket: String) -> [Result<GatewayAction, GatewayError>] {
+        let document: JSONValue
+        do {
+            document = try JSONValue.parse(body.readableBytesView)
+        } catch {
+            return [.failure(error)]
         }
-        switch action.action {
-        case "send":
-            try await gateway.send(target, try message())
-        case "close":
-            let code = action.code.map { WebSocketCloseCode(rawValue: $0) } ?? .normalClosure
-            guard code.isValidOnWire else { throw WebhookClient.Failure(description: "invalid close code \(code)") }
-            let connection = try gateway.connection(target)
-            connection.startClose(code: code, reason: action.reason ?? "")
-        case "subscribe":
-            guard let group = action.group else { throw WebhookClient.Failure(description: "subscribe needs a group") }
-            try gateway.subscribe(target, to: group)
-        case "unsubscribe":
-            guard let group = action.group else { throw WebhookClient.Failure(description: "unsubscribe needs a group") }
-            try gateway.unsubscribe(target, from: group)
-        case "broadcast":
-            var filter = ConnectionFilter(path: action.path, groups: action.groups)
-            filter.socketType = action.socketType.flatMap(SocketType.init(rawValue:))
-            _ = await gateway.broadcast(try message(), to: filter)
-        default:
-            throw WebhookClient.Failure(description: "unknown action '\(action.action)'")
+        guard case .object(let object) = document, case .array(let list)? = object["actions"], object.count == 1 else {
+            return [.failure(.badRequest("a webhook answer must be a JSON object with one field, 'actions', an array of actions"))]
+        }
+        return list.map { value in
+            Result { () throws(GatewayError) in try GatewayAction(try GatewayAction.Fields(value), defaultSocket: socket) }
         }
     }
 }
