@@ -66,8 +66,7 @@ extension Gateway {
         let events = GatewayEvents(
             connection: connection, rateLimit: nil, idleAction: socket.idleAction, clock: self.configuration.clock,
             firstFailure: firstFailure)
-        let executor = EventLoopTaskExecutor.of(link.socket?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.any())
-        Task(executorPreference: executor) {
+        self.sessions.start(on: link.socket?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.any()) {
             await self.serve(connection, handler: socket.handler, events: events)
             self.release(route: Self.outboundRoute)
         }

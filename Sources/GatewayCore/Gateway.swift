@@ -23,6 +23,8 @@ public final class Gateway: Service, Sendable {
     /// The key outbound sockets are counted under in the admission counts and metrics.
     static let outboundRoute = "(outbound)"
     private let server = NIOLockedValueBox<WebSocketServer?>(nil)
+    /// The tasks serving outbound sockets (``run()`` waits for them).
+    let sessions = SessionTasks()
     /// Connections admitted (reserved at the upgrade, released when they end): in all and per route.
     private let admitted = NIOLockedValueBox<(total: Int, byRoute: [String: Int])>((0, [:]))
 
@@ -66,23 +68,48 @@ public final class Gateway: Service, Sendable {
         return server.localAddress
     }
 
-    /// Serves until ``shutdown()``, a graceful-shutdown signal of swift-service-lifecycle, or cancellation.
+    /// Serves until ``shutdown()``, a graceful-shutdown signal of swift-service-lifecycle, or cancellation; returns
+    /// once every connection (inbound and outbound) has ended. The configuration's ``GatewayConfiguration/services``
+    /// run beside the listener and are cancelled then.
     public func run() async throws {
         try await self.start()
         guard let server = self.server.withLockedValue({ $0 }) else { return }
-        await withGracefulShutdownHandler {
-            await server.run()
-        } onGracefulShutdown: {
-            Task { await self.shutdown() }
+        await withTaskCancellationHandler {
+            await withDiscardingTaskGroup { group in
+                for service in self.configuration.services {
+                    group.addTask {
+                        do {
+                            try await service.run()
+                        } catch {
+                            self.configuration.logger.error("gateway service failed", metadata: ["service": "\(type(of: service))", "error": "\(error)"])
+                        }
+                    }
+                }
+                group.addTask {
+                    // Cancelled once the gateway has stopped by other means.
+                    guard (try? await gracefulShutdown()) != nil else { return }
+                    await self.shutdown()
+                }
+                await server.run()
+                await self.sessions.waitUntilAllEnded()
+                group.cancelAll()
+            }
+        } onCancel: {
+            self.closeOutboundSockets()
+        }
+    }
+
+    /// Cancellation stops the server (its `run()` shuts down); outbound sockets are closed here.
+    private func closeOutboundSockets() {
+        for connection in self.directory.select(ConnectionFilter(socketType: .outbound)).local {
+            connection.startClose(code: .goingAway, reason: "gateway shutting down")
         }
     }
 
     /// Stops accepting and closes every connection with 1001 (outbound sockets stop reconnecting); ``run()``
     /// returns once they are gone.
     public func shutdown() async {
-        for connection in self.directory.select(ConnectionFilter(socketType: .outbound)).local {
-            connection.startClose(code: .goingAway, reason: "gateway shutting down")
-        }
+        self.closeOutboundSockets()
         guard let server = self.server.withLockedValue({ $0 }) else { return }
         await server.shutdown(code: .goingAway, reason: "gateway shutting down")
     }
@@ -196,7 +223,8 @@ public final class Gateway: Service, Sendable {
             attributes: acceptance.attributes, groups: pending.routeGroups + acceptance.groups,
             maxMessageSize: connection.maxMessageSize,
             handler: route.handler, rateLimit: route.rateLimit ?? self.configuration.rateLimit,
-            idleAction: route.idleAction ?? self.configuration.idleAction, codec: route.codec)
+            idleAction: route.idleAction ?? self.configuration.idleAction, codec: route.codec,
+            slowConsumer: route.slowConsumer ?? self.configuration.slowConsumer)
         let registered = NIOLockedValueBox<GatewayConnection?>(nil)
         return .accept(
             WebSocketAcceptance(
@@ -256,6 +284,7 @@ public final class Gateway: Service, Sendable {
         var rateLimit: RateLimit?
         var idleAction: IdleAction
         var codec: MessageCodec?
+        var slowConsumer: SlowConsumerPolicy
     }
 
     /// Puts a new connection in the registry and its groups (before its client hears of the upgrade).
@@ -264,7 +293,7 @@ public final class Gateway: Service, Sendable {
             id: setup.id, type: .inbound, socket: socket, route: setup.route, uri: setup.uri, path: setup.path,
             headers: socket.request.headers,
             parameters: setup.parameters, queryString: setup.queryString, clientCertificate: setup.clientCertificate,
-            attributes: setup.attributes, maxMessageSize: setup.maxMessageSize, slowConsumer: self.configuration.slowConsumer,
+            attributes: setup.attributes, maxMessageSize: setup.maxMessageSize, slowConsumer: setup.slowConsumer,
             codec: setup.codec, metrics: self.metrics[setup.route] ?? RouteMetrics(route: setup.route))
         guard self.directory.register(connection) else { return nil }
         connection.metrics.accepted()

@@ -1,4 +1,5 @@
 import Logging
+import ServiceLifecycle
 import WebSocketEngine
 
 /// Settings of a gateway. Every limit is finite by default.
@@ -25,6 +26,9 @@ public struct GatewayConfiguration: Sendable {
     public var outbound: OutboundDefaults
     /// Where connection opens, closes and policy actions are logged (with the connection's metadata).
     public var logger: Logger
+    /// Services whose life is the gateway's: ``Gateway/run()`` runs them beside its listener and cancels them
+    /// once every connection has ended (a ``BridgeFlow`` belongs here).
+    public var services: [any Service] = []
 
     /// Creates a configuration with the documented defaults.
     public init(

@@ -60,17 +60,19 @@ public struct Daemon: Sendable {
                     path: section.path, handler: built.handler, subprotocols: section.subprotocols, groups: section.groups,
                     connection: routeConnection, rateLimit: section.rateLimit, idleAction: section.limits.idleAction,
                     allowedOrigins: section.allowedOrigins, maxConnections: section.limits.maxConnections, upgradeHook: built.upgradeHook,
-                    codec: section.codec))
+                    codec: section.codec, slowConsumer: section.limits.slowConsumer))
             } catch {
                 throw ConfigError(key: "routes[\(index)].path", value: "'\(section.path)'", expected: error.expected)
             }
         }
-        return GatewayConfiguration(
+        var configuration = GatewayConfiguration(
             server: server, basePath: file.basePath, routes: routes,
             maxConnections: file.limits.maxConnections ?? 10_000, rateLimit: file.rateLimit,
             idleAction: file.limits.idleAction ?? .close,
             allowedOrigins: file.allowedOrigins.isEmpty ? nil : file.allowedOrigins,
             slowConsumer: file.limits.slowConsumer ?? .close, logger: logger, outbound: file.outboundDefaults.defaults)
+        configuration.services = handlers.bridges.keys.sorted().compactMap { handlers.bridges[$0] }
+        return configuration
     }
 
     /// Opens the file's outbound sockets, concurrently; a socket whose first attempt fails without retries is

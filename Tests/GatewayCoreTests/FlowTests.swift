@@ -2,6 +2,7 @@ import GatewayCore
 import NIOCore
 import Testing
 import WebSocketEngine
+import WebSocketTestKit
 
 @Suite("Flows: bridge and forward")
 struct FlowTests {
@@ -12,10 +13,11 @@ struct FlowTests {
         ])
         let bridge = BridgeFlow(outbound: "rpc", timeout: .seconds(5))
         let silent = BridgeFlow(outbound: "silent", timeout: .milliseconds(200))
-        let configuration = GatewayConfiguration(routes: [
+        var configuration = GatewayConfiguration(routes: [
             try GatewayRoute(path: "/api", handler: bridge.requests),
             try GatewayRoute(path: "/slow", handler: silent.requests),
         ])
+        configuration.services = [bridge, silent]
         try await withGateway(configuration) { gateway, port in
             try await gateway.openOutbound(OutboundSocket(socketID: "rpc", url: "ws://127.0.0.1:\(upstream.port)/rpc", handler: bridge.replies))
             try await gateway.openOutbound(OutboundSocket(socketID: "silent", url: "ws://127.0.0.1:\(upstream.port)/silent", handler: silent.replies))
@@ -44,7 +46,8 @@ struct FlowTests {
     @Test func bridgeMatchesRepliesByJSONFieldAndReportsAMissingUpstream() async throws {
         let upstream = try await Upstream.start(routes: [try GatewayRoute(path: "/rpc", handler: EchoHandler())])
         let bridge = BridgeFlow(outbound: "rpc", timeout: .seconds(5), correlation: .jsonField("id"))
-        let configuration = GatewayConfiguration(routes: [try GatewayRoute(path: "/api", handler: bridge.requests)])
+        var configuration = GatewayConfiguration(routes: [try GatewayRoute(path: "/api", handler: bridge.requests)])
+        configuration.services = [bridge]
         try await withGateway(configuration) { gateway, port in
             let client = try await connect(port, "/api")
             try await client.send(text: #"{"id":1}"#)

@@ -77,13 +77,30 @@ struct GatewayProtectionTests {
             let result = await gateway.broadcast(.text(String(repeating: "b", count: 100)), to: ConnectionFilter(groups: ["feed"]))
             #expect(result.delivered == 980)
             #expect(Set(result.failures.map(\.socketID)) == expectedClosed.union(expectedSlow))
-            #expect(result.failures.filter { expectedClosed.contains($0.socketID) }.allSatisfy { $0.error == "closed meanwhile" })
-            #expect(result.failures.filter { expectedSlow.contains($0.socketID) }.allSatisfy { $0.error == "slow consumer (outbound queue full)" })
+            #expect(result.failures.filter { expectedClosed.contains($0.socketID) }.allSatisfy { $0.error == "closed meanwhile" && $0.reason == .closed })
+            #expect(result.failures.filter { expectedSlow.contains($0.socketID) }.allSatisfy { $0.error == "slow consumer (outbound queue full)" && $0.reason == .slowConsumer })
             #expect(result.failures.allSatisfy { $0.socketType == .inbound && $0.uri.hasSuffix("/feed") })
             for client in clients[20...] {
                 #expect(try await client.receive() == .text(String(repeating: "b", count: 100)))
             }
             release.succeed()
+        }
+    }
+
+    @Test func aRoutesSlowConsumerPolicyOverridesTheGateways() async throws {
+        var connection = WebSocketConfiguration()
+        connection.outboundQueueSize = 16 * 1024
+        let configuration = GatewayConfiguration(
+            routes: [try GatewayRoute(path: "/s", handler: EchoHandler(), connection: connection, slowConsumer: .drop)])
+        #expect(configuration.slowConsumer == .close)
+        try await withGateway(configuration) { gateway, port in
+            let client = try await connect(port, "/s")
+            let id = gateway.list()[0].rawValue
+            let failure = await firstRefusal(gateway, id)
+            // Dropped, not closed: the connection stays open and takes messages again once its client reads.
+            #expect(failure?.kind == .slowConsumer)
+            #expect(try gateway.info(id).state == "open")
+            try await client.close()
         }
     }
 
@@ -94,14 +111,7 @@ struct GatewayProtectionTests {
         try await withGateway(configuration) { gateway, port in
             let client = try await connect(port, "/s")
             let id = gateway.list()[0].rawValue
-            var failure: GatewayError?
-            for _ in 0..<10_000 where failure == nil {
-                do throws(GatewayError) {
-                    try await gateway.send(id, .binary(ByteBuffer(repeating: 2, count: 64 * 1024)))
-                } catch {
-                    failure = error
-                }
-            }
+            let failure = await firstRefusal(gateway, id)
             #expect(failure?.kind == .slowConsumer)
             while case .binary? = try await client.receive() {}
             #expect(await client.closeInfo == WebSocketCloseInfo(code: .policyViolation, reason: "slow consumer", initiatedLocally: false))

@@ -60,25 +60,6 @@ struct ListeningHandler: GatewayHandler {
     }
 }
 
-struct TimedOut: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out waiting for \(self.what)" }
-}
-
-/// Waits for `body`, failing after `seconds`.
-func within<T: Sendable>(_ seconds: Double = 10, _ what: String = "an event", _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw TimedOut(what: what) }
-        return value
-    }
-}
-
 extension TestMailbox where Value == GatewayEvent.Kind {
     /// Takes events until one matches, returning it and the events skipped before it.
     func next(_ what: String, seconds: Double = 10, where match: @escaping @Sendable (GatewayEvent.Kind) -> Bool) async throws -> (GatewayEvent.Kind, [GatewayEvent.Kind]) {
@@ -119,4 +100,17 @@ final class Upstream: Sendable {
         await self.gateway.shutdown()
         try await self.task.value
     }
+}
+
+/// Sends 64 KiB messages to a connection whose client does not read, until the gateway refuses one; returns that
+/// refusal (`nil` after 10,000 sends).
+func firstRefusal(_ gateway: Gateway, _ id: String) async -> GatewayError? {
+    for _ in 0..<10_000 {
+        do throws(GatewayError) {
+            try await gateway.send(id, .binary(ByteBuffer(repeating: 2, count: 64 * 1024)))
+        } catch {
+            return error
+        }
+    }
+    return nil
 }

@@ -156,6 +156,7 @@ struct OutboundTests {
             #expect(second.delivered == 1 && second.failures.isEmpty && flaky.queuedMessages == 2)
             let third = await gateway.broadcast(.text("three"), to: ConnectionFilter(groups: ["g"]))
             #expect(third.delivered == 0 && third.failures.first?.error.contains("queue is full (2 messages)") == true)
+            #expect(third.failures.first?.reason == .queueFull)
             await #expect(throws: GatewayError.reconnectQueueFull("flaky", limit: 2)) { try await gateway.send("flaky", .text("four")) }
 
             let (gaveUp, skipped) = try await events.next("gave up", seconds: 15) { if case .gaveUp = $0 { true } else { false } }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import WebSocketTestKit
 
 /// The real `wsgate` binary, started with a config file, for end-to-end tests.
 final class DaemonProcess: @unchecked Sendable {
@@ -11,6 +12,8 @@ final class DaemonProcess: @unchecked Sendable {
     private(set) var adminPort = 0
     private let output = Pipe()
     private let errors = Pipe()
+    /// The daemon's log lines (its standard error), as they come.
+    let logLines = TestMailbox<String>()
 
     /// The built binary: `WSGATE_BINARY`, or `.build/debug/wsgate` of this package.
     static var binary: URL {
@@ -45,11 +48,41 @@ final class DaemonProcess: @unchecked Sendable {
                 continuation.resume(returning: text)
             }
         }
+        self.readLog()
         self.webSocketPort = Self.port(after: "listener on ", in: banner)
         self.adminPort = Self.port(after: "management API on http://", in: banner)
         guard self.webSocketPort > 0, self.adminPort > 0 else {
             self.process.terminate()
-            throw DaemonError(message: "wsgate did not start: \(banner)\(String(decoding: self.errors.fileHandleForReading.availableData, as: UTF8.self))")
+            let log = (try? await within(2, "the log") { await self.logLines.take() ?? "" }) ?? ""
+            throw DaemonError(message: "wsgate did not start: \(banner)\(log)")
+        }
+    }
+
+    /// Reads standard error line by line into ``logLines`` on a plain thread (FileHandle reads block).
+    private func readLog() {
+        let handle = self.errors.fileHandleForReading
+        let lines = self.logLines
+        DispatchQueue.global().async {
+            var pending = Data()
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { break }
+                pending.append(data)
+                while let end = pending.firstIndex(of: 0x0A) {
+                    lines.put(String(decoding: pending[pending.startIndex..<end], as: UTF8.self))
+                    pending.removeSubrange(pending.startIndex...end)
+                }
+            }
+        }
+    }
+
+    /// The next log line that contains `text` (earlier lines are skipped); fails after `seconds`.
+    func logLine(containing text: String, seconds: Double = 10) async throws -> String {
+        try await within(seconds, "a log line with '\(text)'") {
+            while let line = await self.logLines.take() {
+                if line.contains(text) { return line }
+            }
+            throw TimedOut(what: "a log line with '\(text)' (the log ended)")
         }
     }
 

@@ -35,19 +35,22 @@ extension GatewayAction {
         public var groups: [String]?
         /// Socket ids a broadcast leaves out.
         public var exclude: [String]?
+        /// Names that are not fields (or not allowed where they were sent): an error once the action is known.
+        public var unknown: [String] = []
 
         /// No fields.
         public init() {}
 
-        /// Reads a JSON object, accepting only the `allowed` fields, each with its JSON type.
+        /// Reads a JSON object: each of the `allowed` fields with its JSON type; other names are kept in ``unknown``
+        /// for ``GatewayAction/init(_:defaultSocket:)`` to refuse, naming the fields the action takes.
         public init(_ value: JSONValue, allowed: Set<Field> = Set(Field.allCases)) throws(GatewayError) {
             guard case .object(let object) = value else {
                 throw .badRequest("an action must be a JSON object, not \(value.typeName)")
             }
             for (key, value) in object.sorted(by: { $0.key < $1.key }) {
                 guard let field = Field(rawValue: key), allowed.contains(field) else {
-                    let names = Field.allCases.filter(allowed.contains).map(\.rawValue).sorted().joined(separator: ", ")
-                    throw .badRequest("unknown field '\(key)': expected one of \(names)")
+                    self.unknown.append(key)
+                    continue
                 }
                 if case .null = value { continue }
                 switch field {
@@ -139,6 +142,10 @@ extension GatewayAction {
             used.insert(.socketID)
             guard let socket = fields.socketID ?? defaultSocket else { throw .badRequest("\(name) needs a 'socket_id'") }
             self.init(operation, to: .socket(socket))
+        }
+        if let unknown = fields.unknown.first {
+            let takes = used.subtracting([.action]).map(\.rawValue).sorted().joined(separator: ", ")
+            throw .badRequest("unknown field '\(unknown)': action '\(name)' takes \(takes)")
         }
         if let extra = fields.present.subtracting(used).map(\.rawValue).sorted().first {
             throw .badRequest("field '\(extra)' does not apply to action '\(name)'")

@@ -4,6 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 import WebSocketEngine
 
 /// Request and reply between a route's inbound connections and one outbound socket: each message from an inbound
@@ -14,7 +15,10 @@ import WebSocketEngine
 /// top-level JSON field that the upstream copies from request to reply (`.jsonField("id")`). A request without a
 /// reply within ``timeout`` gets an error reply (`{"error":"timeout",...}`); a late reply to it is dropped. When the
 /// upstream is unreachable or its connection is lost, pending requests get `{"error":"upstream_unavailable",...}`.
-public final class BridgeFlow: Sendable {
+///
+/// A bridge is a `Service`: put it in the gateway's ``GatewayConfiguration/services`` (or run it yourself) so that
+/// its ``run()`` forwards the requests, in order, for as long as the gateway serves.
+public final class BridgeFlow: Service, Sendable {
     /// How replies are matched to requests.
     public enum Correlation: Sendable, Hashable {
         /// The n-th reply answers the n-th request.
@@ -44,6 +48,12 @@ public final class BridgeFlow: Sendable {
         var gateway: Gateway
     }
 
+    /// What ``run()`` does, one at a time: forward a request, or answer one with an error (a timeout).
+    private enum Work: Sendable {
+        case forward(Request)
+        case answer(SocketID, error: String, message: String, Gateway)
+    }
+
     /// The outbound socket's id.
     public let outbound: String
     /// How long a request waits for its reply.
@@ -53,7 +63,8 @@ public final class BridgeFlow: Sendable {
     /// The most requests waiting for replies; more get `{"error":"busy",...}`.
     public let maxPending: Int
     private let state = NIOLockedValueBox(State())
-    private let pump: AsyncStream<Request>.Continuation
+    private let work: AsyncStream<Work>
+    private let pump: AsyncStream<Work>.Continuation
     private let eventLoop: any EventLoop
 
     /// Creates a bridge to the outbound socket `outbound`.
@@ -63,19 +74,22 @@ public final class BridgeFlow: Sendable {
         self.correlation = correlation
         self.maxPending = maxPending
         self.eventLoop = MultiThreadedEventLoopGroup.singleton.any()
-        let (stream, continuation) = AsyncStream<Request>.makeStream()
-        self.pump = continuation
-        // One task forwards requests, so that the order of pending entries is the order on the upstream socket.
-        Task { [weak self] in
-            for await request in stream {
-                guard let self else { return }
-                await self.forward(request)
-            }
-        }
+        (self.work, self.pump) = AsyncStream<Work>.makeStream()
     }
 
     deinit {
         self.pump.finish()
+    }
+
+    /// Forwards requests until cancelled. One task forwards them, so that the order of pending entries is the
+    /// order on the upstream socket.
+    public func run() async {
+        for await work in self.work {
+            switch work {
+            case .forward(let request): await self.forward(request)
+            case .answer(let origin, let error, let message, let gateway): await self.answer(origin, error, message, gateway)
+            }
+        }
     }
 
     /// The route side: forwards each message to the outbound socket.
@@ -104,7 +118,7 @@ public final class BridgeFlow: Sendable {
     }
 
     private func submit(_ message: WebSocketMessage, _ context: GatewayContext) {
-        self.pump.yield(Request(origin: context.connection, message: message, gateway: context.gateway))
+        self.pump.yield(.forward(Request(origin: context.connection, message: message, gateway: context.gateway)))
     }
 
     private func forward(_ request: Request) async {
@@ -174,7 +188,7 @@ public final class BridgeFlow: Sendable {
         }
         guard let origin else { return }
         let seconds = Double(self.timeout.nanoseconds) / 1e9
-        Task { await self.answer(origin, "timeout", "no reply from upstream \(self.outbound) within \(seconds) s", gateway) }
+        self.pump.yield(.answer(origin, error: "timeout", message: "no reply from upstream \(self.outbound) within \(seconds) s", gateway))
     }
 
     private func remove(serial: UInt64, key: String?) -> Bool {

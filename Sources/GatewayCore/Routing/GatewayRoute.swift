@@ -26,6 +26,8 @@ public struct GatewayRoute: Sendable {
     public var upgradeHook: (@Sendable (GatewayUpgradeRequest) async -> GatewayUpgradeDecision)?
     /// How the route's messages are decoded and encoded; `nil` passes them through.
     public var codec: MessageCodec?
+    /// What happens to a connection of this route whose outbound queue is full; `nil` uses the gateway's.
+    public var slowConsumer: SlowConsumerPolicy?
 
     /// Creates a route.
     public init(
@@ -39,9 +41,11 @@ public struct GatewayRoute: Sendable {
         allowedOrigins: [String]? = nil,
         maxConnections: Int? = nil,
         upgradeHook: (@Sendable (GatewayUpgradeRequest) async -> GatewayUpgradeDecision)? = nil,
-        codec: MessageCodec? = nil
+        codec: MessageCodec? = nil,
+        slowConsumer: SlowConsumerPolicy? = nil
     ) throws(GatewayConfigurationError) {
         self.codec = codec
+        self.slowConsumer = slowConsumer
         self.path = try RouteTemplate(path)
         self.handler = handler
         self.subprotocols = subprotocols

@@ -48,6 +48,12 @@ public struct RouteSection: Sendable, Decodable {
         self.subprotocols = try c.texts(.subprotocols) ?? []
         self.codec = try c.codec(.codec, .preprocessors, .postprocessors)
         self.limits = try c.nested(.limits, LimitsSection.self) ?? LimitsSection()
+        if self.limits.handshakeTimeout != nil {
+            // The handshake timeout runs before the request's path (and so its route) is known.
+            throw ConfigError(
+                key: keyPath(here + [Keys.limits]) + ".handshake_timeout", value: "a per-route handshake timeout",
+                expected: "limits.handshake_timeout at the top level: the timeout runs before a request's route is known")
+        }
         self.rateLimit = try c.nested(.rateLimit, RateLimitSection.self)?.limit
         self.allowedOrigins = try c.texts(.allowedOrigins)
     }
