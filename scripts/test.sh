@@ -5,8 +5,9 @@
 #   3. runs the unit and loopback tests (swift test),
 #   4. runs schemathesis against the live daemon's management API and its OpenAPI document
 #      (scripts/api-conformance.sh),
-#   5. runs Autobahn|TestSuite against our server and our client, side by side (scripts/autobahn.sh);
-#      any case that is not OK or INFORMATIONAL fails the run,
+#   5. runs Autobahn|TestSuite against our server and our client, side by side (scripts/autobahn.sh), and
+#      beside them its client suite (cases 1.*-7.* and 12.1.*) against the daemon's outbound echo sockets
+#      (scripts/autobahn.sh outbound); any case that is not OK or INFORMATIONAL fails the run,
 #   6. runs a seconds-long smoke of the benchmark harness (scripts/bench-smoke.sh: every wsbench mode against
 #      our servers and the C floors, no timing asserted), so that the instruments of BENCHMARKS.md keep working.
 # Set AUTOBAHN=skip, SCHEMATHESIS=skip or BENCH_SMOKE=skip to leave out those steps while iterating (CI never
@@ -30,7 +31,8 @@ swift build --build-tests
 
 log "unit and loopback tests"
 test_log=$(mktemp)
-trap 'rm -f "$test_log"' EXIT
+ob_pid="" ob_log=""
+trap 'rm -f "$test_log" "$ob_log"; [ -z "$ob_pid" ] || kill -TERM "$ob_pid" 2>/dev/null || true' EXIT
 set +e
 swift test --skip-build 2>&1 | tee "$test_log"
 test_rc=${PIPESTATUS[0]}
@@ -53,12 +55,20 @@ fi
 
 ab_passed=0 ab_failed=0 ab_rc=0
 if [ "${AUTOBAHN:-run}" != skip ]; then
-    log "Autobahn|TestSuite: server and client (all cases)"
+    ob_cases='1.*,2.*,3.*,4.*,5.*,6.*,7.*,12.1.*'
+    log "Autobahn|TestSuite: server and client (all cases), the daemon's outbound sockets ($ob_cases)"
+    # The outbound suite runs beside the other two; its output follows theirs.
+    ob_log=$(mktemp)
+    scripts/autobahn.sh outbound --cases "$ob_cases" >"$ob_log" 2>&1 &
+    ob_pid=$!
     scripts/autobahn.sh all || ab_rc=$?
+    wait "$ob_pid" || ab_rc=$?
+    ob_pid=""
+    cat "$ob_log"
     read -r ab_passed ab_failed < <(python3 - .build-autobahn/reports <<'PY'
 import json, os, sys
 ok = bad = 0
-for suite in ("servers", "clients"):
+for suite in ("servers", "clients", "outbound"):
     path = os.path.join(sys.argv[1], suite, "index.json")
     if not os.path.exists(path):
         continue
@@ -92,7 +102,7 @@ fi
 log "summary"
 echo "swift test: ${tests_total:-0} tests, exit status $test_rc"
 [ "${SCHEMATHESIS:-run}" = skip ] || echo "schemathesis: ${st_cases:-0} generated cases, exit status $st_rc"
-[ "${AUTOBAHN:-run}" = skip ] || echo "autobahn: $ab_passed cases passed, $ab_failed failed (server and client suites)"
+[ "${AUTOBAHN:-run}" = skip ] || echo "autobahn: $ab_passed cases passed, $ab_failed failed (server, client and outbound suites)"
 [ "${BENCH_SMOKE:-run}" = skip ] || echo "benchmark smoke: $bs_passed runs passed, $bs_failed failed, exit status $bs_rc"
 st_passed=0 st_failed=0
 if [ "${SCHEMATHESIS:-run}" != skip ]; then
