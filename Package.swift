@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "WebSocketEngine", targets: ["WebSocketEngine"]),
         .library(name: "GatewayCore", targets: ["GatewayCore"]),
         .library(name: "WebSocketTestKit", targets: ["WebSocketTestKit"]),
+        .library(name: "GatewayTestKit", targets: ["GatewayTestKit"]),
         .executable(name: "wsgate", targets: ["wsgate"]),
         .executable(name: "autobahn-peer", targets: ["AutobahnPeer"]),
     ],
@@ -57,18 +58,28 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Helpers for users' tests: certificates made at run time, a manual clock, a test client.
+        // Helpers for tests of the engine and its users: certificates made at run time, a CONNECT proxy, servers on
+        // loopback, timeouts.
         .target(
             name: "WebSocketTestKit",
             dependencies: [
                 "WebSocketEngine",
-                "GatewayCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
+            ]
+        ),
+        // Helpers for tests of gateways: a manual clock, a gateway on loopback.
+        .target(
+            name: "GatewayTestKit",
+            dependencies: [
+                "GatewayCore",
+                "WebSocketTestKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         // Layer 3: the daemon: configuration file, management API, webhooks, metrics.
@@ -118,6 +129,7 @@ let package = Package(
                 "GatewayCore",
                 "WebSocketEngine",
                 "WebSocketTestKit",
+                "GatewayTestKit",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -4,6 +4,7 @@ import MetricsTestKit
 import NIOCore
 import NIOPosix
 import Testing
+import GatewayTestKit
 import WebSocketEngine
 import WebSocketTestKit
 

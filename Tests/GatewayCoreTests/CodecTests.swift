@@ -1,6 +1,7 @@
 import GatewayCore
 import NIOCore
 import Testing
+import GatewayTestKit
 import WebSocketEngine
 
 @Suite("Codecs and processors")

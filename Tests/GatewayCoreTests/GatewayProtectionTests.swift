@@ -6,6 +6,7 @@ import ServiceLifecycle
 import NIOHTTP1
 import Testing
 import WebSocketEngine
+import GatewayTestKit
 import WebSocketTestKit
 
 /// Keeps connections that their client closed (1000) registered until released, so a test can address closed

@@ -1,32 +1,8 @@
 import GatewayCore
 import NIOCore
 import WebSocketEngine
+import GatewayTestKit
 import WebSocketTestKit
-
-/// Runs a gateway on a free loopback port for the duration of `body`.
-func withGateway<T: Sendable>(
-    _ configuration: GatewayConfiguration,
-    _ body: (Gateway, Int) async throws -> T
-) async throws -> T {
-    var configuration = configuration
-    configuration.server.host = "127.0.0.1"
-    configuration.server.port = 0
-    let gateway = try Gateway(configuration: configuration)
-    let port = try await gateway.start()!.port!
-    return try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await gateway.run() }
-        do {
-            let result = try await body(gateway, port)
-            await gateway.shutdown()
-            try await group.waitForAll()
-            return result
-        } catch {
-            await gateway.shutdown()
-            try await group.waitForAll()
-            throw error
-        }
-    }
-}
 
 /// Connects a client.
 func connect(_ port: Int, _ path: String, _ configuration: WebSocketClientConfiguration = .init()) async throws -> WebSocket {

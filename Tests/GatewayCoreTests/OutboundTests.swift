@@ -2,6 +2,7 @@ import GatewayCore
 import NIOCore
 import NIOHTTP1
 import Testing
+import GatewayTestKit
 import WebSocketEngine
 import WebSocketTestKit
 

@@ -3,32 +3,6 @@ import NIOHTTP1
 import WebSocketEngine
 import WebSocketTestKit
 
-/// Runs a server on a free loopback port for the duration of `body`.
-func withServer<T: Sendable>(
-    _ configuration: WebSocketServerConfiguration = .init(port: 0),
-    onUpgrade: @escaping @Sendable (WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision,
-    _ body: (Int) async throws -> T
-) async throws -> T {
-    var configuration = configuration
-    configuration.host = "127.0.0.1"
-    configuration.port = 0
-    let server = try await WebSocketServer.bind(configuration: configuration, onUpgrade: onUpgrade)
-    let port = server.localAddress!.port!
-    return try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { await server.run() }
-        do {
-            let result = try await body(port)
-            await server.shutdown()
-            try await group.waitForAll()
-            return result
-        } catch {
-            await server.shutdown()
-            try await group.waitForAll()
-            throw error
-        }
-    }
-}
-
 /// Accepts every upgrade and echoes every message.
 let echoUpgrade: @Sendable (WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision = { _ in
     .accept(WebSocketAcceptance { socket in
