@@ -25,13 +25,13 @@ struct ActionSharingTests {
             }
             return (.ok, "application/json", #"{"actions": [{"action": "broadcast", \#(Self.malformed[index].body)}]}"#)
         }
-        let daemon = try await DaemonProcess(yaml: DaemonFixture.yaml("""
+        let daemon = try await DaemonProcess(yaml: """
             log: {level: warning, format: json}
             routes:
               - path: /hook
                 handler: webhook
                 webhook: {url: http://127.0.0.1:\(backend.port)/events, timeout: 2s, retries: 0, secret: hook}
-            """))
+            """)
         let client = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(daemon.webSocketPort)/hook")
         for (index, action) in Self.malformed.enumerated() {
             let api = try await daemon.admin(.POST, "/v1/broadcast", body: "{\(action.body)}")

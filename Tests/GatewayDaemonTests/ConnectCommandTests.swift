@@ -6,8 +6,6 @@ import Testing
 struct ConnectCommandTests {
     /// The embedded default's routes, on free ports.
     static let config = """
-        listen: 127.0.0.1:0
-        admin: {listen: 127.0.0.1:0}
         routes:
           - path: /echo
             handler: echo

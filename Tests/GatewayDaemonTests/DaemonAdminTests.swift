@@ -7,7 +7,6 @@ import WebSocketEngine
 @Suite("wsgate daemon end to end: the tour and the management API", .serialized)
 struct DaemonAdminTests {
     static let config = """
-        listen: 127.0.0.1:0
         admin: {listen: 127.0.0.1:0, token: ${TEST_TOKEN}}
         limits: {max_message_size: 4KiB}
         routes:

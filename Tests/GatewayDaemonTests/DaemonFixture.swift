@@ -1,12 +1,12 @@
-/// Configuration files for daemon tests: every test daemon listens on loopback with free ports.
+/// Configuration files for daemon tests: every test daemon listens on loopback, on free ports.
 enum DaemonFixture {
-    /// A file with both listeners on free loopback ports, then `rest` (routes, outbound sockets, log...).
-    /// `admin` adds settings to the management listener (for example `token: ${TEST_TOKEN}`).
-    static func yaml(_ rest: String, listen: String = "127.0.0.1:0", admin: String = "") -> String {
-        """
-        listen: \(listen)
-        admin: {listen: 127.0.0.1:0\(admin.isEmpty ? "" : ", " + admin)}
-        \(rest)
-        """
+    /// `yaml` with both listeners on free loopback ports unless it sets them itself (`listen:`, `admin:` at the
+    /// top level).
+    static func complete(_ yaml: String) -> String {
+        let lines = yaml.split(separator: "\n", omittingEmptySubsequences: false)
+        var header: [String] = []
+        if !lines.contains(where: { $0.hasPrefix("listen:") }) { header.append("listen: 127.0.0.1:0") }
+        if !lines.contains(where: { $0.hasPrefix("admin:") }) { header.append("admin: {listen: 127.0.0.1:0}") }
+        return (header + [yaml]).joined(separator: "\n")
     }
 }

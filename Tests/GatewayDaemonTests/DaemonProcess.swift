@@ -23,12 +23,13 @@ final class DaemonProcess: @unchecked Sendable {
         return root.appendingPathComponent(".build/debug/wsgate")
     }
 
-    /// Starts `wsgate` with `yaml` (listeners on port 0) and waits for its banner.
+    /// Starts `wsgate` with `yaml` (listeners on free loopback ports unless it sets them, see ``DaemonFixture``)
+    /// and waits for its banner.
     init(yaml: String, environment: [String: String] = [:], arguments: [String] = []) async throws {
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("wsgate-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         let file = self.directory.appendingPathComponent("wsgate.yaml")
-        try yaml.write(to: file, atomically: true, encoding: .utf8)
+        try DaemonFixture.complete(yaml).write(to: file, atomically: true, encoding: .utf8)
         self.process.executableURL = Self.binary
         self.process.arguments = ["--config", file.path] + arguments
         self.process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }

@@ -25,16 +25,12 @@ struct OutboundClientOptionsTests {
         let files = try Self.certificates()
         defer { try? FileManager.default.removeItem(at: files.directory) }
         let upstream = try await DaemonProcess(yaml: """
-            listen: 127.0.0.1:0
-            admin: {listen: 127.0.0.1:0}
             log: {level: warning}
             tls: {certificate: \(files.certificate), private_key: \(files.key)}
             routes: [{path: /rpc, handler: echo}]
             """)
         let proxy = try await TestConnectProxy.start(credentials: ("proxy-user", "proxy-pass"))
         let gateway = try await DaemonProcess(yaml: """
-            listen: 127.0.0.1:0
-            admin: {listen: 127.0.0.1:0}
             log: {level: warning}
             outbound:
               - socket_id: secure

@@ -11,7 +11,6 @@ struct OutboundDaemonTests {
     static func upstreamConfig(port: Int = 0) -> String {
         """
         listen: 127.0.0.1:\(port)
-        admin: {listen: 127.0.0.1:0}
         log: {level: warning}
         routes:
           - path: /rpc
@@ -24,8 +23,6 @@ struct OutboundDaemonTests {
 
     static func gatewayConfig(upstreamPort: Int, extra: String = "") -> String {
         """
-        listen: 127.0.0.1:0
-        admin: {listen: 127.0.0.1:0}
         log: {level: warning}
         outbound_defaults:
           base_url: ws://127.0.0.1:\(upstreamPort)
@@ -211,8 +208,6 @@ struct OutboundDaemonTests {
         var upstream = try await DaemonProcess(yaml: Self.upstreamConfig())
         let port = upstream.webSocketPort
         let gateway = try await DaemonProcess(yaml: """
-            listen: 127.0.0.1:0
-            admin: {listen: 127.0.0.1:0}
             log: {level: warning}
             outbound:
               - socket_id: hooked

@@ -75,8 +75,6 @@ final class Backend: Sendable {
 struct WebhookTests {
     static func config(port: Int, retries: Int = 3) -> String {
         """
-        listen: 127.0.0.1:0
-        admin: {listen: 127.0.0.1:0}
         routes:
           - path: /devices/{id}
             handler: webhook
