@@ -36,7 +36,7 @@ public struct GatewayEvents: AsyncSequence, Sendable {
             idleAction: self.idleAction, clock: self.clock,
             decoder: self.connection.codec.map { MessageDecoder(codec: $0, maxBuffered: self.connection.maxMessageSize) },
             firstFailure: nil)
-        let pump = GatewayCallbackPump(iteration: iteration, handler: handler, context: context, whenDone: finish)
+        let pump = GatewayCallbackPump(iteration: iteration, eventLoop: socket.eventLoop, handler: handler, context: context, whenDone: finish)
         iteration.startCallbacks()
         await pump.dispatchPending()
         socket.deliverEvents(consumer: pump)
@@ -69,7 +69,8 @@ public struct GatewayEvents: AsyncSequence, Sendable {
         }
     }
 
-    /// The iterator's state and logic.
+    /// The iterator's state and logic. Used by one task at a time (the connection's), or on the connection's event
+    /// loop by ``GatewayCallbackPump``; never shared across threads.
     final class Iteration {
         private enum Stage {
             case opening
@@ -93,6 +94,8 @@ public struct GatewayEvents: AsyncSequence, Sendable {
         private var failedInARow = 0
         private var lastFailure = ""
         private var lastClose: (code: UInt16, reason: String) = (1006, "no connection")
+        /// Callback delivery: the event ``GatewayHandler/handleNow(_:_:)`` declined, for its callback.
+        var declined: GatewayEvent?
 
         init(connection: GatewayConnection, bucket: TokenBucket?, idleAction: IdleAction, clock: any GatewayClock, decoder: MessageDecoder?, firstFailure: String?) {
             self.connection = connection
@@ -307,46 +310,54 @@ public struct GatewayEvents: AsyncSequence, Sendable {
 /// delivery holds for an idle connection. Each engine event becomes the gateway's (counters, rate limit, codec)
 /// on the connection's event loop; the handler takes them at once (``GatewayHandler/handleNow(_:_:)``) or in
 /// ``finish()``, through its callbacks.
-final class GatewayCallbackPump: WebSocketEventConsumer, @unchecked Sendable {
-    // Touched on the connection's event loop, by one event at a time (the engine never overlaps them).
-    private let iteration: GatewayEvents.Iteration
+///
+/// Its state is the connection's iteration, bound to the connection's event loop: ``take(_:)`` runs there, and
+/// ``finish()`` in a task that prefers that loop's executor (checked in debug builds on every access).
+final class GatewayCallbackPump: WebSocketEventConsumer, Sendable {
+    private let iteration: NIOLoopBound<GatewayEvents.Iteration>
     private let handler: any GatewayHandler
     private let context: GatewayContext
     /// What the gateway does when a handler is done (after the close event).
     private let whenDone: @Sendable () async -> Void
-    /// The event ``GatewayHandler/handleNow(_:_:)`` declined, for its callback.
-    private var declined: GatewayEvent?
 
-    init(iteration: GatewayEvents.Iteration, handler: any GatewayHandler, context: GatewayContext, whenDone: @escaping @Sendable () async -> Void) {
-        self.iteration = iteration
+    init(
+        iteration: GatewayEvents.Iteration, eventLoop: any EventLoop, handler: any GatewayHandler, context: GatewayContext,
+        whenDone: @escaping @Sendable () async -> Void
+    ) {
+        self.iteration = NIOLoopBound(iteration, eventLoop: eventLoop)
         self.handler = handler
         self.context = context
         self.whenDone = whenDone
     }
 
     func take(_ event: WebSocketEvent) -> Bool {
-        self.iteration.handle(event)
-        while let next = self.iteration.nextPending() {
+        let iteration = self.iteration.value
+        iteration.handle(event)
+        while let next = iteration.nextPending() {
             guard self.handler.handleNow(next, self.context) else {
-                self.declined = next
+                iteration.declined = next
                 return false
             }
         }
-        return !self.iteration.isFinished
+        return !iteration.isFinished
     }
 
     func finish() async {
-        if let declined = self.declined {
-            self.declined = nil
+        if let declined = self.iteration.value.declined {
+            self.iteration.value.declined = nil
             await self.handler.dispatch(declined, self.context)
         }
         await self.dispatchPending()
-        if self.iteration.isFinished { await self.whenDone() }
+        if self.iteration.value.isFinished { await self.whenDone() }
     }
 
     func dispatchPending() async {
-        while let event = self.iteration.nextPending() {
+        while let event = self.iteration.value.nextPending() {
             await self.handler.dispatch(event, self.context)
         }
     }
 }
+
+/// The iteration is confined to one task or one event loop (see ``GatewayCallbackPump``).
+@available(*, unavailable)
+extension GatewayEvents.Iteration: Sendable {}
