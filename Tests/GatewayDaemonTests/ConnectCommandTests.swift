@@ -1,18 +1,12 @@
 import Foundation
 import NIOHTTP1
+import GatewayDaemon
 import Testing
 
 @Suite("wsgate connect against the real daemon", .serialized)
 struct ConnectCommandTests {
     /// The embedded default's routes, on free ports.
-    static let config = """
-        routes:
-          - path: /echo
-            handler: echo
-          - path: /chat/{room}
-            handler: broadcast
-            groups: ["room:{room}"]
-        """
+    static let config = DefaultConfiguration.routes
 
     @Test func echoesStdinLinesAndClosesNormallyAtEndOfInput() async throws {
         let daemon = try await DaemonProcess(yaml: Self.config)

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import GatewayDaemon
 import Testing
 import WebSocketEngine
 
@@ -9,12 +10,7 @@ struct DaemonAdminTests {
     static let config = """
         admin: {listen: 127.0.0.1:0, token: ${TEST_TOKEN}}
         limits: {max_message_size: 4KiB}
-        routes:
-          - path: /echo
-            handler: echo
-          - path: /chat/{room}
-            handler: broadcast
-            groups: ["room:{room}"]
+        \(DefaultConfiguration.routes)
         """
     static let token = "t0ken"
 
