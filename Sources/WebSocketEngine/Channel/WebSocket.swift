@@ -38,7 +38,7 @@ public final class WebSocket: Sendable {
     private let bufferedEvents: Int
     private let receiver: NIOLockedValueBox<Receiver>
     let closed: EventLoopFuture<WebSocketCloseInfo>
-    private let consumer: NIOLockedValueBox<ConsumerState>
+    private let shared: NIOLockedValueBox<SharedReaderState>
 
     private static let nextID = NIOLockedValueBox<UInt64>(0)
 
@@ -118,7 +118,7 @@ public final class WebSocket: Sendable {
         self.bufferedEvents = handler.configuration.inboundBufferedEvents
         self.receiver = NIOLockedValueBox(.unused)
         self.closed = closed
-        self.consumer = handler.consumer
+        self.shared = handler.shared
     }
 
     /// Takes the handshake's handlers (the caller's `context` and `httpHandlers`) out of the pipeline, then starts
@@ -139,7 +139,7 @@ public final class WebSocket: Sendable {
 
     /// Every event of the connection in order, ending with ``WebSocketEvent/close(_:)``. Iterate it once.
     public var events: WebSocketEvents {
-        WebSocketEvents(base: self.eventSequence, consumer: self.consumer, onBarrier: self.barrierReached, onWait: self.readerWillWait)
+        WebSocketEvents(base: self.eventSequence, shared: self.shared, onBarrier: self.barrierReached, onWait: self.readerWillWait)
     }
 
     /// The sequence behind ``events``, made on first use; the events held until then go into it first.
@@ -191,9 +191,9 @@ public final class WebSocket: Sendable {
     @discardableResult
     public func deliverEvents(consumer: some WebSocketEventConsumer) -> EventLoopFuture<Void> {
         let finished = self.eventLoop.makePromise(of: Void.self)
-        let first = self.consumer.withLockedValue { consumer in
-            guard consumer.delivery == nil else { return false }
-            consumer.delivery = finished.futureResult
+        let first = self.shared.withLockedValue { shared in
+            guard shared.delivery == nil else { return false }
+            shared.delivery = finished.futureResult
             return true
         }
         guard first else {
@@ -212,7 +212,7 @@ public final class WebSocket: Sendable {
     /// Completed once the consumer of ``deliverEvents(consumer:)`` (or the callback of ``deliverEvents(to:)``) is
     /// done with the last event; `nil` if neither was used.
     public var deliveryFinished: EventLoopFuture<Void>? {
-        self.consumer.withLockedValue { $0.delivery }
+        self.shared.withLockedValue { $0.delivery }
     }
 
     /// The reader is about to wait: when it runs on the connection's event loop, flush what it wrote.
@@ -243,12 +243,12 @@ public final class WebSocket: Sendable {
     var eventsWaiting: Int {
         get async throws {
             let handler = self.handler
-            return try await self.eventLoop.submit { handler.value.delivery.inbox.count }.get()
+            return try await self.eventLoop.submit { handler.value.inbox.count }.get()
         }
     }
 
     /// Whether the application is parked waiting for the next event (for tests).
-    var readerIsWaiting: Bool { self.consumer.withLockedValue { $0.waiting } }
+    var readerIsWaiting: Bool { self.shared.withLockedValue { $0.progress.waiting } }
 
     /// Whether the connection is still open at the TCP level.
     public var isOpen: Bool { self.channel.isActive }
@@ -438,31 +438,32 @@ public struct WebSocketEvents: AsyncSequence, Sendable {
     public typealias Failure = Never
 
     let base: WebSocketChannelHandler.Producer
-    let consumer: NIOLockedValueBox<ConsumerState>
+    let shared: NIOLockedValueBox<SharedReaderState>
     let onBarrier: @Sendable () -> Void
     let onWait: @Sendable (Int) -> Void
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: self.base.makeAsyncIterator(), consumer: self.consumer, onBarrier: self.onBarrier, onWait: self.onWait)
+        AsyncIterator(base: self.base.makeAsyncIterator(), shared: self.shared, onBarrier: self.onBarrier, onWait: self.onWait)
     }
 
     /// Iterates the events; taking a close or error event lets a pending close go out.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: WebSocketChannelHandler.Producer.AsyncIterator
-        let consumer: NIOLockedValueBox<ConsumerState>
+        /// The reader's progress, which the connection reads when a close decides whether to wait for it.
+        let shared: NIOLockedValueBox<SharedReaderState>
         let onBarrier: @Sendable () -> Void
         let onWait: @Sendable (Int) -> Void
 
         public mutating func next() async -> WebSocketEvent? {
-            let taken = self.consumer.withLockedValue {
-                $0.waiting = true
-                return $0.taken
+            let taken = self.shared.withLockedValue {
+                $0.progress.waiting = true
+                return $0.progress.taken
             }
             self.onWait(taken)
             let event = await self.base.next()
-            self.consumer.withLockedValue {
-                $0.waiting = false
-                $0.taken += 1
+            self.shared.withLockedValue {
+                $0.progress.waiting = false
+                $0.progress.taken += 1
             }
             switch event {
             case .error?, .close?: self.onBarrier()
