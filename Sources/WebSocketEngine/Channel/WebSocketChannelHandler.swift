@@ -483,3 +483,7 @@ struct InboundDelegate: NIOAsyncSequenceProducerDelegate {
         self.handler.eventLoop.execute { self.handler.value.readerGone() }
     }
 }
+
+/// Bound to its channel's event loop: other threads reach it through `NIOLoopBound` (see ``WebSocket``).
+@available(*, unavailable)
+extension WebSocketChannelHandler: Sendable {}
