@@ -3,9 +3,10 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOWebSocket
 
-/// Carries out what ``WebSocketStateMachine`` decides on a NIO channel: writes, flushes, timers, closing TCP,
-/// delivering events with backpressure (see `WebSocketChannelHandler+Delivery.swift`). It holds no protocol rule
-/// of its own. Event-loop bound, not `Sendable`.
+/// Carries out what ``WebSocketStateMachine`` (the protocol) and ``DeliveryStateMachine`` (reads, flushes, event
+/// delivery, the close barrier) decide on a NIO channel: writes, flushes, timers, closing TCP, handing events to
+/// the application (see `WebSocketChannelHandler+Delivery.swift`). It holds no rule of its own: every delivery
+/// decision goes through ``run(_:)``. Event-loop bound, not `Sendable`.
 final class WebSocketChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = Never
@@ -355,8 +356,11 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
             promise?.fail(WebSocketError.connectionClosed)
             return
         }
-        self.delivery.wrote(bytes: frame.readableBytes)
+        let bytes = frame.readableBytes
         context.write(self.wrapOutboundOut(frame), promise: promise)
+        // Recorded after the write: a flush that the write itself sets off (through a writability change) must not
+        // count this frame as flushed.
+        self.delivery.wrote(bytes: bytes)
     }
 
     /// The application's `AsyncSequence` reader is about to wait for its next event, having taken `taken` (called
