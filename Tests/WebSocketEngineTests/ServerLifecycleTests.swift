@@ -66,6 +66,29 @@ struct ServerLifecycleTests {
         #expect(!handled.withLockedValue { $0 })
     }
 
+    @Test func runWaitsForAPendingDecisionWhichTheHandshakeTimeoutCancels() async throws {
+        var configuration = WebSocketServerConfiguration(port: 0)
+        configuration.handshakeTimeout = .milliseconds(300)
+        let deciding = Mailbox<Void>()
+        let cancelled = NIOLockedValueBox<Bool?>(nil)
+        let server = try await WebSocketServer.bind(configuration: configuration) { _ in
+            deciding.put(())
+            // Never decides on its own: only the cancellation of its task ends the wait.
+            try? await Task.sleep(for: .seconds(600))
+            cancelled.withLockedValue { $0 = Task.isCancelled }
+            return .reject(.init(status: .unauthorized, reason: "too late"))
+        }
+        let port = server.localAddress!.port!
+        let client = Task { try? await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/") }
+        _ = await deciding.take()
+        await server.shutdown()
+        // The listener is closed and no connection is served, but the decision's task still runs: `run()` waits
+        // for it, and the handshake timeout cancels it.
+        await server.run()
+        #expect(cancelled.withLockedValue { $0 } == true)
+        _ = await client.value
+    }
+
     @Test func aSynchronousDecisionRunsOnTheLoopWithoutATaskAndNilFallsBackToTheHook() async throws {
         let decidedNow = Mailbox<Bool>()
         let hookRan = Mailbox<String>()

@@ -7,6 +7,10 @@ import NIOCore
 ///
 /// Enqueuing a job allocates nothing: jobs wait in a ring buffer and each one is run by the same, prebuilt
 /// closure submitted to the event loop, so jobs keep their order relative to everything else the loop runs.
+///
+/// `@unchecked Sendable` because of ``runNext``, a `var` only so that `init` can make a closure that captures
+/// `self`; it is set once in `init`, before the executor is shared, and only read after. The job queue is behind
+/// its lock.
 public final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
     /// The event loop the tasks run on.
     public let eventLoop: any EventLoop

@@ -3,12 +3,11 @@ import NIOCore
 /// Ends the consumer tasks of one event loop's connections (see ``WebSocket/deliverEvents(consumer:)``) that waited
 /// a whole sweep period for an event. A busy connection keeps its task, parked between events, so that no task is
 /// started per message; a connection idle for one to two periods holds none.
-final class IdleTaskSweeper: @unchecked Sendable {
+final class IdleTaskSweeper {
     /// How often the sweep runs (while a task is registered).
     static let period = TimeAmount.seconds(1)
 
     let eventLoop: any EventLoop
-    // Touched on the event loop only.
     private var pumps: [EventPump] = []
     private var scheduled = false
     /// Incremented by every sweep; a pump notes it when it takes an event.
@@ -18,11 +17,11 @@ final class IdleTaskSweeper: @unchecked Sendable {
         self.eventLoop = eventLoop
     }
 
-    private static let shared = PerEventLoop { IdleTaskSweeper($0) }
+    private static let shared = PerEventLoop { NIOLoopBound(IdleTaskSweeper($0), eventLoop: $0) }
 
-    /// The one sweeper of `eventLoop`, kept for the life of the process.
+    /// The one sweeper of `eventLoop`, kept for the life of the process (call on `eventLoop`).
     static func of(_ eventLoop: any EventLoop) -> IdleTaskSweeper {
-        self.shared.of(eventLoop)
+        self.shared.of(eventLoop).value
     }
 
     /// A pump's task started.
@@ -61,3 +60,7 @@ final class IdleTaskSweeper: @unchecked Sendable {
         self.scheduleIfNeeded()
     }
 }
+
+/// Bound to its event loop: shared between the loop's connections through `NIOLoopBound`.
+@available(*, unavailable)
+extension IdleTaskSweeper: Sendable {}

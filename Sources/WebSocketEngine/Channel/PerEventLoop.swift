@@ -3,7 +3,7 @@ import NIOCore
 
 /// One shared object per event loop, made on first use and kept for the life of the process (executors and
 /// sweepers that every connection of a loop uses, so that connections do not each carry their own).
-final class PerEventLoop<Value: AnyObject & Sendable>: Sendable {
+final class PerEventLoop<Value: Sendable>: Sendable {
     private let values = NIOLockedValueBox<[ObjectIdentifier: Value]>([:])
     private let make: @Sendable (any EventLoop) -> Value
 

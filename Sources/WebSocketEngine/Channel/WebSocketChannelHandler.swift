@@ -3,9 +3,10 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOWebSocket
 
-/// Carries out what ``WebSocketStateMachine`` decides on a NIO channel: writes, flushes, timers, closing TCP,
-/// delivering events with backpressure (see `WebSocketChannelHandler+Delivery.swift`). It holds no protocol rule
-/// of its own. Event-loop bound, not `Sendable`.
+/// Carries out what ``WebSocketStateMachine`` (the protocol) and ``DeliveryStateMachine`` (reads, flushes, event
+/// delivery, the close barrier) decide on a NIO channel: writes, flushes, timers, closing TCP, handing events to
+/// the application (see `WebSocketChannelHandler+Delivery.swift`). It holds no rule of its own: every delivery
+/// decision goes through ``run(_:)``. Event-loop bound, not `Sendable`.
 final class WebSocketChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = Never
@@ -16,43 +17,34 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     >
 
     private var machine: WebSocketStateMachine
+    /// When to read, flush, hand events over and close: every decision of delivery (see ``run(_:)``).
+    var delivery: DeliveryStateMachine
     let configuration: WebSocketConfiguration
     let eventLoop: any EventLoop
-    /// Where events go: held until the application chooses a way to take them, then a sequence or a consumer.
-    var delivery: EventDelivery
-    /// The connection ended (its close event is delivered or waiting in ``delivery``).
-    var ended = false
     private var context: ChannelHandlerContext?
-    /// The application stopped consuming events; they are dropped from now on.
-    var consumerGone = false
-    /// The application's buffer of events is full: no more reads until it drains.
-    var inboundPaused = false
-    private var readPending = false
-    private var inReadLoop = false
-    private var needsFlush = false
-    private var flushScheduled = false
-    /// Bytes written since the last flush.
-    private var unflushedBytes = 0
-    /// A deferred flush happens at once when this much is waiting, so that a task sending in a loop without
-    /// suspending streams its data instead of filling the outbound queue.
-    private static let eagerFlushBytes = 32 * 1024
+    /// Events waiting for the consumer, or for the application to choose (``DeliveryStateMachine/held`` counts them).
+    var inbox: Deque<WebSocketEvent> = []
+    /// The sequence of ``WebSocket/events``, once the application iterates it.
+    var source: Producer.Source?
+    /// The consumer of ``WebSocket/deliverEvents(consumer:)``, until it is done with the last event.
+    var pump: EventPump?
+    /// Completed once the consumer is done with the last event.
+    var finished: EventLoopPromise<Void>?
+    /// The consumer's task, parked until the next event (`true`) or until it is retired (`false`).
+    var waiter: UnsafeContinuation<Bool, Never>?
     /// Sends waiting for the outbound queue to drain (backpressure policy `.wait`), in order.
     private var waitingWrites: Deque<(ByteBuffer, EventLoopPromise<Void>?)> = []
     private var closeTimer: Scheduled<Void>?
     private var keepaliveTimer: Scheduled<Void>?
     private var idleTimer: Scheduled<Void>?
+    private var barrierTimer: Scheduled<Void>?
     private let closedPromise: EventLoopPromise<WebSocketCloseInfo>
-    /// What the application's event consumer is doing (shared with the connection's event iterator).
-    let consumer = NIOLockedValueBox(ConsumerState())
+    /// What the application's reader does, shared with the connection's event iterator (which may run on any
+    /// thread) and with ``WebSocket/deliverEvents(consumer:)``; the only delivery state behind a lock. It is
+    /// read on the loop only where a close decides whether to wait at the barrier, never per message.
+    let shared = NIOLockedValueBox(SharedReaderState())
     /// Input waits here until the HTTP handlers are gone (see ``activate()``).
     private var isActivated = false
-    /// The close event was already delivered (when the peer's close frame arrived).
-    private var closeEventDelivered = false
-    /// A close waiting for the application to take the events delivered before it.
-    private var closePending = false
-    /// Events handed to the application so far.
-    var delivered = 0
-    private var barrierTimer: Scheduled<Void>?
 
     init(
         machine: WebSocketStateMachine,
@@ -63,7 +55,8 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         self.machine = machine
         self.configuration = configuration
         self.eventLoop = eventLoop
-        self.delivery = EventDelivery(bufferedEvents: configuration.inboundBufferedEvents)
+        self.delivery = DeliveryStateMachine(
+            bufferedEvents: configuration.inboundBufferedEvents, closeTimeout: configuration.closeTimeout)
         self.closedPromise = closedPromise
     }
 
@@ -71,6 +64,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.delivery.handlerAdded(isWritable: context.channel.isWritable)
         if let interval = self.configuration.keepalive?.interval {
             self.scheduleKeepalive(at: .now() + interval)
         }
@@ -100,13 +94,13 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         guard !self.isActivated, let context = self.context else { return }
         self.isActivated = true
         self.processInput(context: context, now: .now())
-        self.flushIfNeeded()
+        self.run(self.delivery.flushDue())
     }
 
     /// Carries out the state machine's inbound actions for what was read (at `now`: one clock reading per read).
     private func processInput(context: ChannelHandlerContext, now: NIODeadline) {
-        self.inReadLoop = true
-        defer { self.inReadLoop = false }
+        self.delivery.readLoopStarted()
+        defer { self.delivery.readLoopEnded() }
         while true {
             switch self.machine.nextInboundAction(now: now) {
             case .needMoreData:
@@ -122,44 +116,32 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
                 self.deliver(.pong(payload))
             case .closed(let info):
                 self.deliver(.close(info))
-                self.closeEventDelivered = true
-                if self.machine.owesCloseFrame {
-                    self.closeAfterBarrier()
-                } else {
-                    // This end started the close: the application has nothing left to answer.
-                    self.finishClose()
-                }
+                self.run(self.delivery.closeReceived(answerOwed: self.machine.owesCloseFrame, reader: self.readerProgress))
                 return
             case .failed(let error):
                 self.deliver(.error(error))
-                self.closeAfterBarrier()
+                self.run(self.delivery.failureDelivered(reader: self.readerProgress))
                 return
             }
         }
     }
 
+    /// How far an `AsyncSequence` reader got (read only when a close decides whether to wait for it).
+    private var readerProgress: ReaderProgress {
+        self.shared.withLockedValue { $0.progress }
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.flushIfNeeded()
+        self.run(self.delivery.readComplete())
         context.fireChannelReadComplete()
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.inboundPaused || !context.channel.isWritable {
-            // Do not take more input while the application or the peer cannot keep up with what we have.
-            self.readPending = true
-        } else {
-            context.read()
-        }
+        self.run(self.delivery.readRequested())
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            while context.channel.isWritable, let (frame, promise) = self.waitingWrites.popFirst() {
-                self.write(frame, promise: promise)
-            }
-            self.flushIfNeeded()
-            self.resumeReadingIfPossible()
-        }
+        self.run(self.delivery.writabilityChanged(isWritable: context.channel.isWritable))
         context.fireChannelWritabilityChanged()
     }
 
@@ -194,7 +176,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         }
         self.write(frame, promise: nil)
         // One message per connection: nothing to coalesce, so flush now rather than schedule a task per connection.
-        if !self.inReadLoop { self.flushIfNeeded() }
+        self.run(self.delivery.broadcastWritten())
     }
 
     /// Sends at once when the outbound queue has room (`nil`), or queues the frame and returns the future of its
@@ -233,7 +215,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         if self.hasRoom(context) {
             self.write(frame, promise: nil)
             if let rest { self.write(rest, promise: nil) }
-            self.scheduleFlush()
+            self.run(self.delivery.messageWritten())
             return nil
         }
         switch self.configuration.outboundBackpressure {
@@ -272,7 +254,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
             let frame = try self.machine.encodeControl(opcode, payload: payload)
             // Control frames bypass the data queue: they are small and must not wait behind large messages.
             self.write(frame, promise: promise)
-            self.scheduleFlush()
+            self.run(self.delivery.messageWritten())
         } catch {
             promise?.fail(error)
         }
@@ -280,12 +262,12 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
 
     func close(code: WebSocketCloseCode, reason: String, promise: EventLoopPromise<Void>?) {
         // Closing says the application is done with the events before a pending close: send it now.
-        self.barrierReached()
+        self.run(self.delivery.barrierReached())
         do {
             switch try self.machine.close(code: code, reason: reason, now: .now()) {
             case .send(let frame, let deadline):
                 self.write(frame, promise: nil)
-                self.flushIfNeeded()
+                self.run(self.delivery.flushDue())
                 self.scheduleClose(at: deadline)
             case .none:
                 break
@@ -298,6 +280,58 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
 
     // MARK: Carrying out
 
+    /// Does what the delivery machine decided: the one place that reads, flushes, hands events over, starts
+    /// timers and wakes the consumer's task.
+    func run(_ action: DeliveryStateMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .read:
+            self.context?.read()
+        case .flush(let thenRead):
+            self.context?.flush()
+            if thenRead { self.context?.read() }
+        case .scheduleFlush:
+            self.eventLoop.assumeIsolated().execute {
+                self.run(self.delivery.scheduledFlushRan())
+            }
+        case .drainWaitingWrites:
+            while let context = self.context, context.channel.isWritable, let (frame, promise) = self.waitingWrites.popFirst() {
+                self.write(frame, promise: promise)
+            }
+            self.run(self.delivery.waitingWritesDrained())
+        case .hold(let event):
+            self.inbox.append(event)
+        case .yield(let event):
+            self.yield(event)
+        case .take(let event):
+            self.takeAtOnce(event)
+        case .finishClose(let thenRead):
+            self.barrierTimer?.cancel()
+            self.finishClose()
+            if thenRead { self.context?.read() }
+        case .startBarrierTimer(let delay):
+            guard let context = self.context else { return }
+            self.barrierTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+                self.run(self.delivery.barrierTimerFired())
+            }
+        case .startConsumerTask:
+            self.startConsumerTask()
+        case .wakeConsumerTask:
+            self.resumeConsumerTask(more: true)
+        case .retireConsumerTask:
+            self.resumeConsumerTask(more: false)
+        case .finishSequence:
+            self.source?.finish()
+        case .completeDelivery:
+            self.pump = nil
+            self.finished?.succeed()
+            self.finished = nil
+        case .rejectReader:
+            preconditionFailure("a rejected reader is handled where it attaches")
+        }
+    }
+
     private func enqueue(_ frame: ByteBuffer, promise: EventLoopPromise<Void>?) {
         guard let context = self.context else {
             promise?.fail(WebSocketError.connectionClosed)
@@ -305,7 +339,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         }
         if self.hasRoom(context) {
             self.write(frame, promise: nil)
-            self.scheduleFlush()
+            self.run(self.delivery.messageWritten())
             promise?.succeed()
             return
         }
@@ -322,95 +356,36 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
             promise?.fail(WebSocketError.connectionClosed)
             return
         }
-        self.unflushedBytes += frame.readableBytes
+        let bytes = frame.readableBytes
         context.write(self.wrapOutboundOut(frame), promise: promise)
-        self.needsFlush = true
+        // Recorded after the write: a flush that the write itself sets off (through a writability change) must not
+        // count this frame as flushed.
+        self.delivery.wrote(bytes: bytes)
     }
 
-    /// The application's reader is about to wait for its next event (called on the event loop, from the
-    /// connection's task): when nothing is buffered for it, what it wrote goes out now instead of at the end of the
-    /// event loop's tick, which takes a hop off every request/response round trip.
+    /// The application's `AsyncSequence` reader is about to wait for its next event, having taken `taken` (called
+    /// on the event loop, from the connection's task).
     func readerWillWait(taken: Int) {
-        if taken == self.delivered, !self.inReadLoop { self.flushIfNeeded() }
-    }
-
-    func flushIfNeeded() {
-        guard self.needsFlush, let context = self.context else { return }
-        self.needsFlush = false
-        self.unflushedBytes = 0
-        context.flush()
-    }
-
-    /// Flushes now unless a read loop is running: then the flush happens once at read-complete, so that all the
-    /// answers to one batch of input leave in one write.
-    ///
-    /// Outside a read loop (an application task sending), the flush is deferred to the end of the event loop's
-    /// current batch of tasks, so that a task answering several buffered events writes them in one syscall.
-    private func scheduleFlush() {
-        guard !self.inReadLoop, let context = self.context else { return }
-        if self.unflushedBytes >= Self.eagerFlushBytes || !context.channel.isWritable {
-            return self.flushIfNeeded()
-        }
-        guard !self.flushScheduled else { return }
-        self.flushScheduled = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            self.flushIfNeeded()
-        }
+        self.run(self.delivery.readerWillWait(taken: taken))
     }
 
     private func writeThenClose(_ frame: ByteBuffer?, context: ChannelHandlerContext) {
         self.cancelTimers()
         guard let frame else {
-            self.flushIfNeeded()
+            self.run(self.delivery.flushDue())
             context.close(promise: nil)
             return
         }
         context.writeAndFlush(self.wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
-        self.needsFlush = false
+        self.delivery.closeFrameFlushed()
     }
 
-    /// The application took events out of a full buffer (or stopped consuming altogether).
-    func resumeInbound(consumerGone: Bool) {
-        if consumerGone {
-            self.consumerGone = true
-            self.barrierReached()
-        }
-        self.inboundPaused = false
-        self.resumeReadingIfPossible()
-    }
-
-    /// The longest a close waits for the application to finish answering earlier messages.
-    static let answerGrace = TimeAmount.seconds(1)
-
-    /// Closes once the application has taken every event delivered before the close or failure, so that its
-    /// answers to earlier messages leave before the close frame; ``answerGrace`` bounds the wait.
-    private func closeAfterBarrier() {
-        let consumer = self.consumer.withLockedValue { $0 }
-        // The reader is idle when it took the close or error already (a consumer takes events as they are read),
-        // or waits for an event having taken all before it.
-        let idle = consumer.taken == self.delivered || (consumer.waiting && consumer.taken == self.delivered - 1)
-        // A reader that has not started yet may still answer what came before (it gets the grace period).
-        guard !self.consumerGone, !idle, !self.ended, let context = self.context else {
-            // Nobody reads the events any more, or the reader is idle: nobody is answering an earlier message.
-            self.finishClose()
-            return
-        }
-        self.closePending = true
-        let grace = min(self.configuration.closeTimeout, Self.answerGrace)
-        self.barrierTimer = context.eventLoop.assumeIsolated().scheduleTask(in: grace) {
-            self.barrierReached()
-        }
-    }
-
-    /// The application took the close or error event (or stopped listening, or took too long).
+    /// The application took a close or error event, or is done with earlier events: a close waiting for it may
+    /// go out now.
     func barrierReached() {
-        guard self.closePending else { return }
-        self.closePending = false
-        self.barrierTimer?.cancel()
-        self.finishClose()
+        self.run(self.delivery.barrierReached())
     }
 
     private func finishClose() {
@@ -424,24 +399,18 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         }
     }
 
-    func resumeReadingIfPossible() {
-        guard self.readPending, !self.inboundPaused, let context = self.context, context.channel.isWritable else { return }
-        self.readPending = false
-        context.read()
-    }
-
     private func connectionEnded(context: ChannelHandlerContext) {
-        guard !self.ended else { return }
-        self.ended = true
+        let (first, deliverClose) = self.delivery.connectionEnded()
+        guard first else { return }
         self.cancelTimers()
         let info = self.machine.connectionClosed()
         while let (_, promise) = self.waitingWrites.popFirst() {
             promise?.fail(WebSocketError.connectionClosed)
         }
-        if !self.closeEventDelivered {
+        if deliverClose {
             self.deliver(.close(info))
         }
-        self.finishDelivery()
+        self.run(self.delivery.deliveryEnding())
         self.closedPromise.succeed(info)
     }
 
@@ -449,7 +418,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
 
     private func scheduleClose(at deadline: NIODeadline) {
         guard let context = self.context else { return }
-        self.flushIfNeeded()
+        self.run(self.delivery.flushDue())
         self.closeTimer?.cancel()
         self.closeTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
             if self.machine.closeTimerFired(now: .now()) {
@@ -465,13 +434,13 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
             switch self.machine.keepaliveTimerFired(now: .now()) {
             case .sendPing(let frame, let next):
                 self.write(frame, promise: nil)
-                self.flushIfNeeded()
+                self.run(self.delivery.flushDue())
                 self.scheduleKeepalive(at: next)
             case .wait(let next):
                 self.scheduleKeepalive(at: next)
             case .pongTimedOut:
                 self.deliver(.error(.pongTimeout))
-                self.closeAfterBarrier()
+                self.run(self.delivery.failureDelivered(reader: self.readerProgress))
             case .stop:
                 break
             }
@@ -495,12 +464,14 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     }
 }
 
-/// Whether the application is waiting for the next event right now, and how many it has taken.
-struct ConsumerState: Sendable {
-    var waiting = false
-    /// Events the application has taken.
-    var taken = 0
+/// The delivery state shared with the application's tasks, behind the handler's lock (see
+/// ``WebSocketChannelHandler/shared``).
+struct SharedReaderState: Sendable {
+    /// How far an `AsyncSequence` reader (``WebSocket/events``, ``WebSocket/receive()``) got: it takes events on
+    /// its own task, which may run on any thread.
+    var progress = ReaderProgress()
     /// Set when the events go to a consumer (``WebSocket/deliverEvents(consumer:)``): completed after the last one.
+    /// Set from any thread, so that a second reader is refused at once.
     var delivery: EventLoopFuture<Void>?
 }
 
@@ -509,10 +480,14 @@ struct InboundDelegate: NIOAsyncSequenceProducerDelegate {
     let handler: NIOLoopBound<WebSocketChannelHandler>
 
     func produceMore() {
-        self.handler.eventLoop.execute { self.handler.value.resumeInbound(consumerGone: false) }
+        self.handler.eventLoop.execute { self.handler.value.sequenceDrained() }
     }
 
     func didTerminate() {
-        self.handler.eventLoop.execute { self.handler.value.resumeInbound(consumerGone: true) }
+        self.handler.eventLoop.execute { self.handler.value.readerGone() }
     }
 }
+
+/// Bound to its channel's event loop: other threads reach it through `NIOLoopBound` (see ``WebSocket``).
+@available(*, unavailable)
+extension WebSocketChannelHandler: Sendable {}

@@ -19,8 +19,12 @@ public protocol WebSocketEventConsumer: Sendable {
 }
 
 /// The callback of ``WebSocket/deliverEvents(to:)`` as a consumer: every event is handed to it in the task.
+///
+/// `@unchecked Sendable` because ``WebSocketEventConsumer`` must be `Sendable` (the consumer's task holds it) while
+/// `event` is a `var` handed from `take` to `finish`; both run on the connection's event loop only (`take` there,
+/// `finish` in a task that prefers its executor), so no lock is needed, and an `NIOLoopBoundBox` would add an
+/// allocation per connection and a check per event.
 final class CallbackConsumer: WebSocketEventConsumer, @unchecked Sendable {
-    // Touched only on the connection's event loop (`take` runs there, `finish` in a task that prefers it).
     private let body: @Sendable (WebSocketEvent) async -> Void
     private var event: WebSocketEvent?
 

@@ -138,3 +138,7 @@ final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         context.close(promise: nil)
     }
 }
+
+/// Bound to its channel's event loop.
+@available(*, unavailable)
+extension ClientUpgradeHandler: Sendable {}

@@ -158,3 +158,7 @@ final class ProxyConnectHandler: ChannelInboundHandler, RemovableChannelHandler 
         context.close(promise: nil)
     }
 }
+
+/// Bound to its channel's event loop.
+@available(*, unavailable)
+extension ProxyConnectHandler: Sendable {}

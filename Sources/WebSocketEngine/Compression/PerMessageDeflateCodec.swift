@@ -160,3 +160,7 @@ final class PerMessageDeflateCodec {
         guard output.readableBytes <= limit else { throw .tooLarge }
     }
 }
+
+/// Owned by one connection's state machine, on its event loop.
+@available(*, unavailable)
+extension PerMessageDeflateCodec: Sendable {}

@@ -7,13 +7,33 @@ import NIOCore
 /// A connection's task is started where the upgrade happens, on the event loop, and prefers that loop's executor:
 /// handing accepted connections to a task that starts them (a stream consumed by ``WebSocketServer/run()``) would
 /// add two thread hops to every handshake.
+///
+/// Who owns the tasks: this object. The tasks are not children of `run()`'s task (they start on event loops), so
+/// it counts them instead, and ``WebSocketServer/run()`` returns only once none is left:
+/// - the application's upgrade decision (``ServerUpgradeHandler``), from ``decisionStarted()`` until the
+///   decision is carried out;
+/// - each accepted connection's handler task, until the handler returned and the connection closed;
+/// - for a handler that left the events to a consumer (``WebSocket/deliverEvents(consumer:)``), the consumer's
+///   task too: the connection is served until ``WebSocket/deliveryFinished`` completes, which happens only after
+///   that task ended.
 final class ServedConnections: Sendable {
     private struct State {
         var sockets: [UInt64: WebSocket] = [:]
+        /// Upgrade decisions the application is still making.
+        var deciding = 0
         /// Set by ``shutDown(code:reason:)``: connections upgraded after it are closed at once, with the same code
         /// and reason as the others (their 101 may have left before the shutdown began).
         var shutDown: (code: WebSocketCloseCode, reason: String)?
         var waiters: [CheckedContinuation<Void, Never>] = []
+
+        var isIdle: Bool { self.sockets.isEmpty && self.deciding == 0 }
+
+        /// The waiters to resume, when nothing is served any more.
+        mutating func takeWaitersIfIdle() -> [CheckedContinuation<Void, Never>] {
+            guard self.isIdle else { return [] }
+            defer { self.waiters = [] }
+            return self.waiters
+        }
     }
 
     private let state = NIOLockedValueBox(State())
@@ -71,11 +91,23 @@ final class ServedConnections: Sendable {
     }
 
     private func ended(_ socket: WebSocket) {
-        let waiters: [CheckedContinuation<Void, Never>] = self.state.withLockedValue { state in
+        let waiters = self.state.withLockedValue { state in
             state.sockets.removeValue(forKey: socket.id)
-            guard state.sockets.isEmpty else { return [] }
-            defer { state.waiters = [] }
-            return state.waiters
+            return state.takeWaitersIfIdle()
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// The application started deciding an upgrade (in a task of the connection's upgrade handler).
+    func decisionStarted() {
+        self.state.withLockedValue { $0.deciding += 1 }
+    }
+
+    /// The decision was carried out (an accepted connection is served from now on) or dropped.
+    func decisionEnded() {
+        let waiters = self.state.withLockedValue { state in
+            state.deciding -= 1
+            return state.takeWaitersIfIdle()
         }
         for waiter in waiters { waiter.resume() }
     }
@@ -93,7 +125,7 @@ final class ServedConnections: Sendable {
     func waitUntilAllEnded() async {
         await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
             let done = self.state.withLockedValue { state in
-                if state.sockets.isEmpty { return true }
+                if state.isIdle { return true }
                 state.waiters.append(waiter)
                 return false
             }

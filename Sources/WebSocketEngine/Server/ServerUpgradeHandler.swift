@@ -20,23 +20,27 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     private let configuration: WebSocketServerConfiguration
     private let decideNow: (@Sendable (WebSocketUpgradeRequest) -> WebSocketUpgradeDecision?)?
     private let onUpgrade: @Sendable (WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision
-    private let onConnection: @Sendable (WebSocket, WebSocketAcceptance) -> Void
+    /// Where an accepted connection is served, and where a pending decision is counted.
+    private let served: ServedConnections
     private let httpHandlers: [any RemovableChannelHandler]
     private var state = State.awaitingHead
     private var timeout: Scheduled<Void>?
+    /// The application's decision, while it runs in a task: cancelled when the connection goes first (a handshake
+    /// timeout, the client leaving), so that the server's `run()` does not wait for an answer nobody needs.
+    private var decision: Task<Void, Never>?
 
     init(
         configuration: WebSocketServerConfiguration,
         httpHandlers: [any RemovableChannelHandler],
         decideNow: (@Sendable (WebSocketUpgradeRequest) -> WebSocketUpgradeDecision?)? = nil,
         onUpgrade: @escaping @Sendable (WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision,
-        onConnection: @escaping @Sendable (WebSocket, WebSocketAcceptance) -> Void
+        served: ServedConnections
     ) {
         self.configuration = configuration
         self.httpHandlers = httpHandlers
         self.decideNow = decideNow
         self.onUpgrade = onUpgrade
-        self.onConnection = onConnection
+        self.served = served
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -54,6 +58,7 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.timeout?.cancel()
+        self.decision?.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -113,11 +118,16 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         let promise = context.eventLoop.makePromise(of: WebSocketUpgradeDecision.self)
         let onUpgrade = self.onUpgrade
         // The application decides in a task that prefers this connection's event loop: a decision that does not
-        // wait for anything completes on this thread, with no hop to the global executor and back.
-        Task(executorPreference: EventLoopTaskExecutor.of(context.eventLoop)) {
+        // wait for anything completes on this thread, with no hop to the global executor and back. The server
+        // counts the decision until it is carried out (an accepted connection is then served), so that its
+        // `run()` does not return while the task runs.
+        let served = self.served
+        served.decisionStarted()
+        self.decision = Task(executorPreference: EventLoopTaskExecutor.of(context.eventLoop)) {
             promise.succeed(await onUpgrade(request))
         }
         promise.futureResult.assumeIsolated().whenSuccess { decision in
+            defer { served.decisionEnded() }
             guard case .deciding = self.state, context.channel.isActive else { return }
             self.carryOut(decision, request: request, offer: offer, context: context)
         }
@@ -153,7 +163,7 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
             let head = HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers)
             context.writeAndFlush(self.wrapOutboundOut(.head(head)), promise: nil)
             socket.finishUpgrade(context: context, removing: self.httpHandlers)
-            self.onConnection(socket, acceptance)
+            self.served.serve(socket, handler: acceptance.handler)
         } catch {
             context.close(promise: nil)
         }
@@ -181,3 +191,7 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         return (String(uri[..<mark]), String(uri[uri.index(after: mark)...]))
     }
 }
+
+/// Bound to its channel's event loop.
+@available(*, unavailable)
+extension ServerUpgradeHandler: Sendable {}

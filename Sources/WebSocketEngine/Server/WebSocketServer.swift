@@ -89,9 +89,6 @@ public final class WebSocketServer: Sendable {
     ) async throws -> WebSocketServer {
         let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
         let served = ServedConnections()
-        let onConnection: @Sendable (WebSocket, WebSocketAcceptance) -> Void = { socket, acceptance in
-            served.serve(socket, handler: acceptance.handler)
-        }
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -113,7 +110,7 @@ public final class WebSocketServer: Sendable {
                     try sync.addHandler(
                         ServerUpgradeHandler(
                             configuration: configuration, httpHandlers: [decoder, encoder],
-                            decideNow: decideNow, onUpgrade: onUpgrade, onConnection: onConnection))
+                            decideNow: decideNow, onUpgrade: onUpgrade, served: served))
                 }
             }
             .bind(host: configuration.host, port: configuration.port)
@@ -125,25 +122,37 @@ public final class WebSocketServer: Sendable {
     /// it down) and every connection's handler has returned.
     ///
     /// Connections are served from the moment the server is bound, each in a task of its own on its channel's
-    /// event loop; `run()` is where a service waits for them.
+    /// event loop; `run()` is where a service waits for them (see ``ServedConnections`` for who owns those
+    /// tasks). Cancellation starts the shutdown without a task of its own: closing the listener and the
+    /// connections is what this body is already waiting for.
     public func run() async {
         await withTaskCancellationHandler {
             try? await self.listener.closeFuture.get()
             await self.served.waitUntilAllEnded()
         } onCancel: {
-            Task { await self.shutdown() }
+            self.startShutdown(code: .goingAway, reason: "server shutting down")
         }
     }
 
     /// Stops listening and closes every open connection with `code` (1001 by default), waiting at most the close
     /// timeout for each.
     public func shutdown(code: WebSocketCloseCode = .goingAway, reason: String = "server shutting down") async {
-        try? await self.listener.close()
-        let sockets = self.served.shutDown(code: code, reason: reason)
-        await withTaskGroup(of: Void.self) { group in
-            for socket in sockets {
-                group.addTask { _ = try? await socket.close(code: code, reason: reason) }
-            }
+        let sockets = self.startShutdown(code: code, reason: reason)
+        try? await self.listener.closeFuture.get()
+        for socket in sockets {
+            _ = await socket.closeInfo
         }
+    }
+
+    /// Stops listening and starts the closing handshake of every connection (each bounded by its close
+    /// timeout); returns the connections being closed.
+    @discardableResult
+    private func startShutdown(code: WebSocketCloseCode, reason: String) -> [WebSocket] {
+        self.listener.close(promise: nil)
+        let sockets = self.served.shutDown(code: code, reason: reason)
+        for socket in sockets {
+            socket.startClose(code: code, reason: reason)
+        }
+        return sockets
     }
 }
