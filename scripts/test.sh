@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's whole test command (README "Run all the tests"; CI runs it through .ci/run):
 #   1. makes sure the system libraries the build needs are present (zlib headers),
-#   2. builds everything in debug mode with the tests,
+#   2. builds everything in debug mode with the tests (every import declared in Package.swift, warnings are errors),
 #   3. runs the unit and loopback tests (swift test),
 #   4. runs schemathesis against the live daemon's management API and its OpenAPI document
 #      (scripts/api-conformance.sh),
@@ -27,7 +27,7 @@ if [ ! -e /usr/include/zlib.h ]; then
 fi
 
 log "building (debug, with tests)"
-swift build --build-tests
+swift build --build-tests --explicit-target-dependency-import-check error
 
 log "unit and loopback tests"
 test_log=$(mktemp)

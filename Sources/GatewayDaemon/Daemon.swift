@@ -4,9 +4,11 @@ import GatewayCore
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import NIOSSL
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 import WebSocketEngine
 
 /// The `wsgate` daemon: the gateway from a configuration file, its management API, webhooks and metrics.

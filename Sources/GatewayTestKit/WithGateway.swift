@@ -1,4 +1,6 @@
 import GatewayCore
+import NIOCore
+import WebSocketEngine
 import WebSocketTestKit
 
 /// Runs a gateway on a free loopback port for the duration of `body`, which gets the gateway and the port; then

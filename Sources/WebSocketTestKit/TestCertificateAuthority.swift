@@ -1,6 +1,7 @@
 import Crypto
 import FoundationEssentials
 import NIOSSL
+import SwiftASN1
 import WebSocketEngine
 import X509
 

@@ -1,8 +1,9 @@
 import GatewayCore
+import GatewayTestKit
 import NIOCore
 import Testing
-import GatewayTestKit
 import WebSocketEngine
+import WebSocketTestKit
 
 @Suite("Codecs and processors")
 struct CodecTests {

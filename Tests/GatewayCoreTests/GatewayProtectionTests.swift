@@ -36,9 +36,12 @@ struct GatewayProtectionTests {
             routes: [try GatewayRoute(path: "/feed", handler: LingeringHandler(release: release, closed: closed), groups: ["feed"], connection: connection)])
         configuration.slowConsumer = .drop
         try await withGateway(configuration) { gateway, port in
+            // Clients that stop reading stop at once (one held event), so that "full" stays full under load.
+            var client = WebSocketClientConfiguration()
+            client.connection.inboundBufferedEvents = 1
             var clients: [WebSocket] = []
             for _ in 0..<1000 {
-                clients.append(try await connect(port, "/feed"))
+                clients.append(try await connect(port, "/feed", client))
             }
             #expect(gateway.list(ConnectionFilter(groups: ["feed"])).count == 1000)
             // Ten clients leave (their connections stay registered, closed) ...

@@ -1,3 +1,4 @@
+import GatewayCore
 import GatewayDaemon
 import NIOCore
 import Testing

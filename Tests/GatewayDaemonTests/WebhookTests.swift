@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import Testing
 import WebSocketEngine
 import WebSocketTestKit

@@ -1,5 +1,6 @@
 import CompressNIO
 import NIOCore
+import NIOWebSocket
 import Testing
 @testable import WebSocketEngine
 

@@ -72,7 +72,7 @@ struct HandshakeLoopbackTests {
         var configuration = WebSocketServerConfiguration()
         // Long enough that the request has surely arrived when it runs out, even with every suite running at
         // once (a timeout before the request arrives answers 408 instead).
-        configuration.handshakeTimeout = .seconds(1)
+        configuration.handshakeTimeout = .seconds(3)
         try await withServer(configuration, onUpgrade: { _ in
             try? await Task.sleep(for: .seconds(30))
             return .reject(.init(status: .unauthorized, reason: "too late"))

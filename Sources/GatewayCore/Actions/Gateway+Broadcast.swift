@@ -1,3 +1,4 @@
+import Logging
 import WebSocketEngine
 
 extension Gateway {

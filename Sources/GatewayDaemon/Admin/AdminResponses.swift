@@ -3,6 +3,7 @@ import GatewayCore
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 
 /// An error answer of the management API: `{"type": "...", "error": "...", "status": N}`.
 struct AdminError: Error, Sendable {

@@ -1,3 +1,5 @@
+import Foundation
+import GatewayCore
 import NIOCore
 
 /// A key of any name, for checking which keys a section has.
@@ -164,7 +166,7 @@ extension KeyedDecodingContainer {
 
     func texts(_ key: Key) throws -> [String]? {
         guard self.contains(key), try !self.decodeNil(forKey: key) else { return nil }
-        var list: UnkeyedDecodingContainer
+        var list: any UnkeyedDecodingContainer
         do {
             list = try self.nestedUnkeyedContainer(forKey: key)
         } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 
 extension DaemonConfiguration {
     /// Loads a configuration file (or the embedded default when `path` is nil), expanding `${VAR}` from the

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOWebSocket
 
 /// Sending and closing: every send is carried out in call order on the connection's event loop.
 extension WebSocket {

@@ -1,3 +1,4 @@
+import DequeModule
 import NIOCore
 
 /// The consumer of ``WebSocket/deliverEvents(consumer:)`` with its connection's handler: the one object a draining

@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// The events of one connection; see ``WebSocket/events``.
 public struct WebSocketEvents: AsyncSequence, Sendable {

@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOWebSocket
 
 /// A message to be sent to many connections (a broadcast), encoded at most once per distinct encoding.
 ///

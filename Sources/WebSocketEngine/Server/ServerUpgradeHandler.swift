@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import SwiftASN1
 import X509
 
 /// Runs the server side of the opening handshake on a fresh connection: checks the request, asks the
