@@ -72,6 +72,7 @@ public struct Daemon: Sendable {
             allowedOrigins: file.allowedOrigins.isEmpty ? nil : file.allowedOrigins,
             slowConsumer: file.limits.slowConsumer ?? .close, logger: logger, outbound: file.outboundDefaults.defaults)
         configuration.services = handlers.bridges.keys.sorted().compactMap { handlers.bridges[$0] }
+        if let groups = file.limits.maxGroupsPerSocket { configuration.maxGroupsPerSocket = groups }
         return configuration
     }
 

@@ -165,11 +165,14 @@ public struct LimitsSection: Sendable, Decodable {
     public var closeTimeout: TimeAmount?
     public var outboundQueueSize: Int?
     public var slowConsumer: SlowConsumerPolicy?
+    /// `max_groups_per_socket` (top level only; default 64).
+    public var maxGroupsPerSocket: Int?
 
     enum Keys: String, CodingKey, CaseIterable {
         case maxConnections = "max_connections", maxFrameSize = "max_frame_size", maxMessageSize = "max_message_size"
         case handshakeTimeout = "handshake_timeout", idleTimeout = "idle_timeout", idleAction = "idle_action"
         case closeTimeout = "close_timeout", outboundQueueSize = "outbound_queue_size", slowConsumer = "slow_consumer"
+        case maxGroupsPerSocket = "max_groups_per_socket"
     }
 
     public init() {}
@@ -185,6 +188,7 @@ public struct LimitsSection: Sendable, Decodable {
         self.closeTimeout = try c.duration(.closeTimeout)
         self.outboundQueueSize = try c.size(.outboundQueueSize)
         self.slowConsumer = try c.choice(.slowConsumer, SlowConsumerPolicy.self)
+        self.maxGroupsPerSocket = try c.int(.maxGroupsPerSocket, in: 1...100_000)
     }
 
     /// Applies these settings over a connection configuration.
