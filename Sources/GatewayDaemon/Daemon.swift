@@ -109,6 +109,11 @@ public struct Daemon: Sendable {
                     gateway: gateway, token: self.configuration.admin.token,
                     metrics: { metrics.emitToString() }, openAPI: Self.openAPIDocument,
                     openOutbound: { section in
+                        guard !self.configuration.outboundDefaults.allowedHosts.isEmpty else {
+                            throw AdminError(
+                                status: .forbidden, type: "outbound_not_allowed",
+                                message: "the API opens no outbound sockets until outbound_defaults.allowed_hosts lists the hosts they may reach")
+                        }
                         let socket: OutboundSocket
                         do {
                             socket = try factory.socket(section, key: "body")
