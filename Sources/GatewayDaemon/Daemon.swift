@@ -3,6 +3,7 @@ import Foundation
 import GatewayCore
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import Prometheus
@@ -104,9 +105,11 @@ public struct Daemon: Sendable {
             let factory = OutboundFactory(handlers: handlers, connection: gateway.configuration.server.connection)
             let address = try await gateway.start()
             try await Self.openOutbound(self.configuration.outbound, gateway: gateway, factory: factory, logger: logger)
+            let token = self.configuration.admin.resolvedToken()
+            let adminPort = NIOLockedValueBox(self.configuration.admin.listen.port)
             let admin = Application(
                 router: AdminAPI.router(
-                    gateway: gateway, token: self.configuration.admin.token,
+                    gateway: gateway, token: token, port: adminPort,
                     metrics: { metrics.emitToString() }, openAPI: Self.openAPIDocument,
                     openOutbound: { section in
                         guard !self.configuration.outboundDefaults.allowedHosts.isEmpty else {
@@ -126,6 +129,7 @@ public struct Daemon: Sendable {
                     address: .hostname(self.configuration.admin.listen.host, port: self.configuration.admin.listen.port),
                     serverName: "wsgate"),
                 onServerRunning: { channel in
+                    adminPort.withLockedValue { $0 = channel.localAddress?.port ?? $0 }
                     let scheme = self.configuration.tls == nil ? "ws" : "wss"
                     var lines = ["wsgate: WebSocket listener on \(scheme)://\(Self.describe(address))"]
                     for route in self.configuration.routes {
@@ -135,7 +139,7 @@ public struct Daemon: Sendable {
                         let state = (try? gateway.info(socket.socketID ?? ""))?.state ?? "not opened"
                         lines.append("  outbound \(socket.socketID ?? "-") -> \(socket.url) (\(state))")
                     }
-                    lines.append("wsgate: management API on http://\(Self.describe(channel.localAddress)) (\(self.configuration.admin.token == nil ? "no token, loopback only" : "bearer token required"))")
+                    lines.append("wsgate: management API on http://\(Self.describe(channel.localAddress)) (\(Self.describe(token: token, configured: self.configuration.admin.token)))")
                     onReady(lines.joined(separator: "\n"))
                 },
                 logger: logger)
@@ -149,6 +153,13 @@ public struct Daemon: Sendable {
             throw error
         }
         try await http.shutdown()
+    }
+
+    /// The banner's word on the token: a generated one (`admin.token: auto`) is printed, as Jupyter does, since no
+    /// one else knows it.
+    private static func describe(token: String?, configured: String?) -> String {
+        guard let token else { return "no token, loopback only" }
+        return configured == AdminSection.autoToken ? "bearer token \(token)" : "bearer token required"
     }
 
     private static func describe(_ address: SocketAddress?) -> String {
