@@ -248,6 +248,9 @@ suite_outbound() {
 listen: 127.0.0.1:0
 admin:
   listen: 127.0.0.1:0
+# The driver opens its sockets through POST /v1/outbound, which reaches only these hosts.
+outbound_defaults:
+  allowed_hosts: [127.0.0.1]
 limits:
   max_frame_size: 16MiB
   max_message_size: 16MiB

@@ -192,14 +192,26 @@ public final class Gateway: Service, Sendable {
             return .failure(.init(status: .notFound, reason: "no route for \(request.path)"))
         }
         let origins = route.allowedOrigins ?? self.configuration.allowedOrigins ?? []
-        if !origins.isEmpty, let origin = request.headers["origin"].first, !origins.contains(origin) {
+        let offered = request.headers["origin"]
+        if !origins.isEmpty, offered.count > 1 {
+            return .failure(.init(status: .forbidden, reason: "more than one Origin header"))
+        }
+        if !origins.isEmpty, let origin = offered.first, !origins.contains(origin) {
             return .failure(.init(status: .forbidden, reason: "origin \(origin) is not allowed"))
+        }
+        var parameters = request.queryParameters
+        parameters.merge(pathParameters) { _, path in path }
+        let routeGroups = route.groups.map { RouteTemplate.expand($0, with: parameters) }
+        for (name, value) in parameters.sorted(by: { $0.key < $1.key })
+        where route.groups.contains(where: { $0.contains("{\(name)}") }) && !Self.isSafeGroupPart(value) {
+            return .failure(.init(status: .badRequest, reason: "parameter \(name) has a control or bidi character or a '..' segment"))
+        }
+        if let refusal = self.groupRefusal(routeGroups, joining: []) {
+            return .failure(.init(status: .badRequest, reason: refusal))
         }
         if let refusal = self.admit(route: template.template, limit: route.maxConnections) {
             return .failure(refusal)
         }
-        var parameters = request.queryParameters
-        parameters.merge(pathParameters) { _, path in path }
         let scheme = request.isSecure ? "wss" : "ws"
         let host = request.headers["host"].first ?? "localhost"
         return .success(
@@ -207,7 +219,7 @@ public final class Gateway: Service, Sendable {
                 template: template.template, route: route, request: request, pathParameters: pathParameters,
                 parameters: parameters, chosen: request.firstOffered(of: route.subprotocols), id: SocketID.random(),
                 uri: "\(scheme)://\(host)\(request.head.uri)",
-                routeGroups: route.groups.map { RouteTemplate.expand($0, with: parameters) }))
+                routeGroups: routeGroups))
     }
 
     /// The accepted upgrade: the connection is registered when installed and then served.
@@ -248,14 +260,34 @@ public final class Gateway: Service, Sendable {
         return nil
     }
 
-    /// Reserves a connection slot, or says why not.
+    /// Whether a parameter's value may become part of a group name: no control or format character (Unicode
+    /// Cc, Cf: the bidi controls U+202A–U+202E and U+2066–U+2069 are Cf) and no `..` path segment.
+    static func isSafeGroupPart(_ value: String) -> Bool {
+        let unsafe = value.unicodeScalars.contains { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format }
+        return !unsafe && !value.split(whereSeparator: { $0 == "/" || $0 == "\\" }).contains("..")
+    }
+
+    /// Why a connection in `current` groups may not join `groups` (a name too long, too many groups), or `nil`.
+    func groupRefusal(_ groups: [String], joining current: Set<String>) -> String? {
+        if let long = groups.first(where: { $0.utf8.count > GatewayConfiguration.maxGroupNameLength }) {
+            return "group name of \(long.utf8.count) bytes exceeds the limit of \(GatewayConfiguration.maxGroupNameLength) bytes"
+        }
+        let count = current.union(groups).count
+        if count > self.configuration.maxGroupsPerSocket {
+            return "\(count) groups exceed the limit of \(self.configuration.maxGroupsPerSocket) groups per socket (limits.max_groups_per_socket)"
+        }
+        return nil
+    }
+
+    /// Reserves a connection slot, or says why not (503 with `Retry-After`).
     func admit(route: String, limit: Int?) -> WebSocketHandshakeRejection? {
-        self.admitted.withLockedValue { admitted in
+        let retry: HTTPHeaders = ["Retry-After": "\(GatewayConfiguration.retryAfterSeconds)"]
+        return self.admitted.withLockedValue { admitted in
             if admitted.total >= self.configuration.maxConnections {
-                return .init(status: .serviceUnavailable, reason: "gateway at capacity (\(self.configuration.maxConnections) connections)")
+                return .init(status: .serviceUnavailable, reason: "gateway at capacity (\(self.configuration.maxConnections) connections)", headers: retry)
             }
             if let limit, admitted.byRoute[route, default: 0] >= limit {
-                return .init(status: .serviceUnavailable, reason: "route \(route) at capacity (\(limit) connections)")
+                return .init(status: .serviceUnavailable, reason: "route \(route) at capacity (\(limit) connections)", headers: retry)
             }
             admitted.total += 1
             admitted.byRoute[route, default: 0] += 1

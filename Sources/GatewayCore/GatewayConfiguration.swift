@@ -26,6 +26,13 @@ public struct GatewayConfiguration: Sendable {
     public var outbound: OutboundDefaults
     /// Where connection opens, closes and policy actions are logged (with the connection's metadata).
     public var logger: Logger
+    /// The most groups one connection may be in (default 64); more are refused with
+    /// ``GatewayError/groupLimit(_:)``, and an upgrade whose route groups exceed it is refused with 400.
+    public var maxGroupsPerSocket = 64
+    /// The longest group name, in UTF-8 bytes.
+    public static let maxGroupNameLength = 256
+    /// The `Retry-After` (seconds) of a 503 answer to an upgrade at capacity (gateway or route `max_connections`).
+    public static let retryAfterSeconds = 5
     /// Services whose life is the gateway's: ``Gateway/run()`` runs them beside its listener and cancels them
     /// once every connection has ended (a ``BridgeFlow`` belongs here).
     public var services: [any Service] = []

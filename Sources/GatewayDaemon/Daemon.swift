@@ -3,6 +3,7 @@ import Foundation
 import GatewayCore
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -74,6 +75,7 @@ public struct Daemon: Sendable {
             allowedOrigins: file.allowedOrigins.isEmpty ? nil : file.allowedOrigins,
             slowConsumer: file.limits.slowConsumer ?? .close, logger: logger, outbound: file.outboundDefaults.defaults)
         configuration.services = handlers.bridges.keys.sorted().compactMap { handlers.bridges[$0] }
+        if let groups = file.limits.maxGroupsPerSocket { configuration.maxGroupsPerSocket = groups }
         return configuration
     }
 
@@ -105,11 +107,18 @@ public struct Daemon: Sendable {
             let factory = OutboundFactory(handlers: handlers, connection: gateway.configuration.server.connection)
             let address = try await gateway.start()
             try await Self.openOutbound(self.configuration.outbound, gateway: gateway, factory: factory, logger: logger)
+            let token = self.configuration.admin.resolvedToken()
+            let adminPort = NIOLockedValueBox(self.configuration.admin.listen.port)
             let admin = Application(
                 router: AdminAPI.router(
-                    gateway: gateway, token: self.configuration.admin.token,
+                    gateway: gateway, token: token, port: adminPort,
                     metrics: { metrics.emitToString() }, openAPI: Self.openAPIDocument,
                     openOutbound: { section in
+                        guard !self.configuration.outboundDefaults.allowedHosts.isEmpty else {
+                            throw AdminError(
+                                status: .forbidden, type: "outbound_not_allowed",
+                                message: "the API opens no outbound sockets until outbound_defaults.allowed_hosts lists the hosts they may reach")
+                        }
                         let socket: OutboundSocket
                         do {
                             socket = try factory.socket(section, key: "body")
@@ -122,6 +131,7 @@ public struct Daemon: Sendable {
                     address: .hostname(self.configuration.admin.listen.host, port: self.configuration.admin.listen.port),
                     serverName: "wsgate"),
                 onServerRunning: { channel in
+                    adminPort.withLockedValue { $0 = channel.localAddress?.port ?? $0 }
                     let scheme = self.configuration.tls == nil ? "ws" : "wss"
                     var lines = ["wsgate: WebSocket listener on \(scheme)://\(Self.describe(address))"]
                     for route in self.configuration.routes {
@@ -131,7 +141,7 @@ public struct Daemon: Sendable {
                         let state = (try? gateway.info(socket.socketID ?? ""))?.state ?? "not opened"
                         lines.append("  outbound \(socket.socketID ?? "-") -> \(socket.url) (\(state))")
                     }
-                    lines.append("wsgate: management API on http://\(Self.describe(channel.localAddress)) (\(self.configuration.admin.token == nil ? "no token, loopback only" : "bearer token required"))")
+                    lines.append("wsgate: management API on http://\(Self.describe(channel.localAddress)) (\(Self.describe(token: token, configured: self.configuration.admin.token)))")
                     onReady(lines.joined(separator: "\n"))
                 },
                 logger: logger)
@@ -145,6 +155,13 @@ public struct Daemon: Sendable {
             throw error
         }
         try await http.shutdown()
+    }
+
+    /// The banner's word on the token: a generated one (`admin.token: auto`) is printed, as Jupyter does, since no
+    /// one else knows it.
+    private static func describe(token: String?, configured: String?) -> String {
+        guard let token else { return "no token, loopback only" }
+        return configured == AdminSection.autoToken ? "bearer token \(token)" : "bearer token required"
     }
 
     private static func describe(_ address: SocketAddress?) -> String {

@@ -47,10 +47,8 @@ struct Serve: AsyncParsableCommand {
                 guard let address = ListenAddress.parse(adminListen) else {
                     throw ConfigError(key: "--admin-listen", value: "'\(adminListen)'", expected: "host:port such as 127.0.0.1:9090")
                 }
-                guard address.isLoopback || configuration.admin.token != nil else {
-                    throw ConfigError(key: "--admin-listen", value: "'\(adminListen)'", expected: "a loopback address when admin.token is not set")
-                }
                 configuration.admin.listen = address
+                try configuration.admin.check(listenKey: "--admin-listen", tokenKey: "admin.token")
             }
         } catch let error as ConfigError {
             FileHandleOutput.error("wsgate: \(error)")

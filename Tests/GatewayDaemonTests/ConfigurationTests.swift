@@ -59,12 +59,21 @@ struct ConfigurationTests {
         ("routes: [{path: /w, handler: webhook}]", "routes[0].webhook", "nothing"),
         ("routes: [{path: /w, handler: webhook, webhook: {url: ftp://x}}]", "routes[0].webhook.url", "'ftp://x'"),
         ("admin: {listen: 0.0.0.0:9090}\nroutes: [{path: /e, handler: echo}]", "admin.listen", "'0.0.0.0:9090'"),
+        ("admin: {listen: 0.0.0.0:9090, token: a}\nroutes: [{path: /e, handler: echo}]", "admin.token", "a token of 1 characters"),
+        ("admin: {listen: 0.0.0.0:9090, token: '                    '}\nroutes: [{path: /e, handler: echo}]", "admin.token", "a token of 20 characters with whitespace"),
         ("admin: {token: ${MISSING_TOKEN}}\nroutes: [{path: /e, handler: echo}]", "admin.token", "${MISSING_TOKEN}"),
         ("routes: []", "routes", "no routes"),
         ("rate_limit: {burst: 3}\nroutes: [{path: /e, handler: echo}]", "rate_limit.messages_per_second", "nothing"),
     ])
     func refusesBadFilesNamingTheKey(yaml: String, key: String, value: String) {
         expectConfigError(yaml, key: key, value: value)
+    }
+
+    @Test func anyTokenOnLoopbackAndAutoAnywhere() throws {
+        let loopback = try DaemonConfiguration.parse(yaml: "admin: {token: a}\nroutes: [{path: /e, handler: echo}]", environment: [:])
+        #expect(loopback.admin.token == "a")
+        let auto = try DaemonConfiguration.parse(yaml: "admin: {listen: 0.0.0.0:9090, token: auto}\nroutes: [{path: /e, handler: echo}]", environment: [:])
+        #expect(auto.admin.token == AdminSection.autoToken && auto.admin.resolvedToken()?.count == 32)
     }
 
     @Test func acceptsUnitsAndDefaults() throws {

@@ -10,6 +10,8 @@ final class DaemonProcess: @unchecked Sendable {
     let directory: URL
     private(set) var webSocketPort = 0
     private(set) var adminPort = 0
+    /// What the daemon printed at start (listeners, routes, the management API).
+    private(set) var banner = ""
     private let output = Pipe()
     private let errors = Pipe()
     /// The daemon's log lines (its standard error), as they come.
@@ -50,6 +52,7 @@ final class DaemonProcess: @unchecked Sendable {
             }
         }
         self.readLog()
+        self.banner = banner
         self.webSocketPort = Self.port(after: "listener on ", in: banner)
         self.adminPort = Self.port(after: "management API on http://", in: banner)
         guard self.webSocketPort > 0, self.adminPort > 0 else {
@@ -131,6 +134,17 @@ final class DaemonProcess: @unchecked Sendable {
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
         let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
         return (Int(response.status.code), text)
+    }
+
+    /// Sends `request` (an HTTP/1.1 head, `Connection: close` is added, and an optional body) to the management
+    /// API byte for byte, for headers no well-behaved client sends; returns the status, the JSON answer and the
+    /// response's text.
+    func rawAdmin(_ head: String, body: String = "") async throws -> (status: Int, json: [String: Any], text: String) {
+        let request = head + "\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+        let text = try await within(10, "an answer to \(head)") { try await RawTCP.exchange(port: self.adminPort, send: request) }
+        let status = Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? 0
+        let json = text.range(of: "\r\n\r\n").map { Self.json(String(text[$0.upperBound...])) } ?? [:]
+        return (status, json, text)
     }
 
     /// Parses a JSON object answer.

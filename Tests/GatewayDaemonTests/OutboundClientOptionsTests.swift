@@ -33,6 +33,7 @@ struct OutboundClientOptionsTests {
         let proxy = try await TestConnectProxy.start(credentials: ("proxy-user", "proxy-pass"))
         let gateway = try await DaemonProcess(yaml: """
             log: {level: warning}
+            outbound_defaults: {allowed_hosts: [127.0.0.1]}
             outbound:
               - socket_id: secure
                 url: wss://127.0.0.1:\(upstream.webSocketPort)/rpc

@@ -29,6 +29,7 @@ struct OutboundDaemonTests {
           base_url: ws://127.0.0.1:\(upstreamPort)
           headers: {X-From: wsgate}
           max_sockets: 4
+          allowed_hosts: [127.0.0.1]
         outbound:
           - socket_id: rpc
             url: /rpc
@@ -158,6 +159,35 @@ struct OutboundDaemonTests {
         try await watcher.close()
         #expect(await gateway.stop() == 0)
         #expect(await upstream.stop() == 0)
+    }
+
+    @Test func theAPIOpensNoOutboundSocketUntilAllowedHostsListsItsHost() async throws {
+        let gateway = try await DaemonProcess(yaml: "log: {level: warning}\nroutes: [{path: /e, handler: echo}]")
+        let (status, text) = try await gateway.admin(.POST, "/v1/outbound", body: #"{"url": "ws://127.0.0.1:1/x"}"#)
+        let json = DaemonProcess.json(text)
+        #expect(status == 403 && json["type"] as? String == "outbound_not_allowed", "\(text)")
+        #expect((json["error"] as? String)?.contains("outbound_defaults.allowed_hosts") == true, "\(text)")
+        #expect(await gateway.stop() == 0)
+    }
+
+    @Test func aRefusedUpgradeIsAnsweredWithItsStatusNeverTheTargetsBody() async throws {
+        // The probe: a local file served over HTTP, read through the error answer of POST /v1/outbound.
+        let secret = try await CannedResponseServer.start { _ in
+            "HTTP/1.1 200 Here is SECRET-LINE-1\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\r\nroot:SECRET-CONTENTS\r\n"
+        }
+        let gateway = try await DaemonProcess(yaml: "outbound_defaults: {allowed_hosts: [127.0.0.1]}\nroutes: [{path: /e, handler: echo}]")
+        let (status, text) = try await gateway.admin(.POST, "/v1/outbound", body: "{\"url\": \"ws://127.0.0.1:\(secret.port)/etc/passwd\"}")
+        #expect(status == 502 && DaemonProcess.json(text)["type"] as? String == "connect_failed", "\(text)")
+        #expect(text.contains("200 OK") && !text.contains("SECRET"), "\(text)")
+        // The logs of a retrying socket carry the status too, not the body.
+        let retrying = try await gateway.admin(.POST, "/v1/outbound", body: """
+            {"socket_id": "again", "url": "ws://127.0.0.1:\(secret.port)/etc/passwd", "reconnect": {"strategy": "fixed", "interval": "10s", "count": 1}}
+            """)
+        #expect(retrying.status == 201, "\(retrying.body)")
+        let line = try await gateway.logLine(containing: "first connect attempt failed")
+        #expect(line.contains("200 OK") && !line.contains("SECRET"), "\(line)")
+        #expect(await gateway.stop() == 0)
+        try await secret.close()
     }
 
     @Test func managementAPIOpensOutboundSocketsWithClearErrors() async throws {

@@ -66,6 +66,7 @@ extension Gateway {
             }
         case .subscribe(let group):
             guard !connection.isClosing else { throw .socketNotOpen(id) }
+            if let refusal = self.groupRefusal([group], joining: connection.groups) { throw .groupLimit(refusal) }
             self.directory.subscribe(connection, to: group)
         case .unsubscribe(let group):
             self.directory.unsubscribe(connection, from: group)

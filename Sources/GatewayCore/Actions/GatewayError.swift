@@ -37,6 +37,8 @@ public struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
         case invalidMessage = "invalid_message"
         /// An action is malformed (unknown type, missing or unknown field, invalid value).
         case badRequest = "bad_request"
+        /// A group name is too long, or the connection is in as many groups as it may be.
+        case groupLimit = "group_limit"
 
         /// The HTTP status that answers an operation failing with this kind: the one mapping used by the
         /// management API and anything else that renders gateway errors over HTTP.
@@ -44,7 +46,7 @@ public struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
             switch self {
             case .noSuchSocket: return .notFound
             case .invalidSocketID, .invalidOutbound, .badRequest: return .badRequest
-            case .socketNotOpen, .invalidMessage: return .unprocessableEntity
+            case .socketNotOpen, .invalidMessage, .groupLimit: return .unprocessableEntity
             case .messageTooLarge: return .payloadTooLarge
             case .socketIDInUse: return .conflict
             case .slowConsumer, .tooManyOutbound, .reconnectQueueFull, .reconnectGaveUp, .notConnected: return .serviceUnavailable
@@ -105,6 +107,8 @@ public struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func notConnected(_ id: String) -> Self {
         Self(.notConnected, "socket \(id) is not connected (reconnecting, and queueing is off)")
     }
+    /// A subscription over a group limit: `reason` says which (the name's length or the connection's group count).
+    public static func groupLimit(_ reason: String) -> Self { Self(.groupLimit, reason) }
     /// A message does not fit the connection's codec (for example invalid JSON on a `json` socket).
     public static func invalidMessage(_ id: String, reason: String) -> Self {
         Self(.invalidMessage, "message for socket \(id) does not fit its codec: \(reason)")

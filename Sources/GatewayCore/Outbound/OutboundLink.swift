@@ -2,6 +2,7 @@ import DequeModule
 import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import WebSocketEngine
 
@@ -84,8 +85,18 @@ final class OutboundLink: Sendable {
             return .connected(socket)
         } catch {
             Self.count(self.id, "failure")
-            return .failed("\(error)")
+            return .failed(Self.describe(error))
         }
+    }
+
+    /// Why a connect attempt failed, for the API, the logs and handlers: a refused upgrade is its status and
+    /// standard reason phrase, never the target's body or its own phrase (they may carry anything the target serves).
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? WebSocketClientError, error.kind == .unexpectedStatus, let status = error.status else {
+            return "\(error)"
+        }
+        let phrase = HTTPResponseStatus(statusCode: Int(status.code)).reasonPhrase
+        return "server answered \(status.code)\(phrase.isEmpty ? "" : " \(phrase)") instead of 101"
     }
 
     /// Makes `socket` current; returns `false` (and closes it) when the link was stopped meanwhile.

@@ -2,6 +2,7 @@ import FoundationEssentials
 import GatewayCore
 import HTTPTypes
 import Hummingbird
+import NIOConcurrencyHelpers
 import NIOCore
 import WebSocketEngine
 
@@ -15,43 +16,46 @@ enum AdminAPI {
     static func router(
         gateway: Gateway,
         token: String?,
+        port: NIOLockedValueBox<Int>,
         metrics: @escaping @Sendable () -> String,
         openAPI: String,
         openOutbound: @escaping @Sendable (OutboundSection) async throws -> SocketID
     ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: AdminErrorMiddleware())
+        router.add(middleware: AdminRequestGuard(hasToken: token != nil, port: port))
         router.add(middleware: AdminAuthMiddleware(token: token))
+        var endpoints = Endpoints(router: router)
         let bodyLimit = gateway.configuration.server.connection.maxMessageSize * 2 + 64 * 1024
 
-        router.get("/healthz") { _, _ in
+        endpoints.on(.get, "/healthz") { _, _ in
             AdminJSON.response(["status": AnyEncodable("ok"), "connections": AnyEncodable(gateway.connectionCount)])
         }
-        router.get("/metrics") { _, _ in
+        endpoints.on(.get, "/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: metrics())))
         }
-        router.get("/openapi.yaml") { _, _ in
+        endpoints.on(.get, "/openapi.yaml") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: openAPI)))
         }
-        router.get("/v1/connections") { request, _ in
+        endpoints.on(.get, "/v1/connections") { request, _ in
             let ids = gateway.list(try GatewayAction.filter(self.query(request, filter: true)))
             return AdminJSON.response(["connections": ids.map(\.rawValue)])
         }
-        router.delete("/v1/connections") { request, _ in
+        endpoints.on(.delete, "/v1/connections") { request, _ in
             var fields = try self.query(request, filter: true, close: true)
             fields.action = "close_all"
             return try await self.perform(GatewayAction(fields), on: gateway)
         }
-        router.get("/v1/connections/:socket_id") { _, context in
+        endpoints.on(.get, "/v1/connections/:socket_id") { _, context in
             AdminJSON.response(try gateway.info(try self.pathParameter(context, "socket_id")))
         }
-        router.delete("/v1/connections/:socket_id") { request, context in
+        endpoints.on(.delete, "/v1/connections/:socket_id") { request, context in
             var fields = try self.query(request, close: true)
             fields.action = "close"
             fields.socketID = try self.pathParameter(context, "socket_id")
             return try await self.perform(GatewayAction(fields), on: gateway)
         }
-        router.post("/v1/connections/:socket_id/messages") { request, context in
+        endpoints.on(.post, "/v1/connections/:socket_id/messages") { request, context in
             let id = try self.pathParameter(context, "socket_id")
             _ = try gateway.connection(id)
             var fields = try await AdminJSON.fields(from: request, allowed: self.messageFields, limit: bodyLimit)
@@ -59,27 +63,66 @@ enum AdminAPI {
             fields.socketID = id
             return try await self.perform(GatewayAction(fields), on: gateway)
         }
-        router.post("/v1/broadcast") { request, _ in
+        endpoints.on(.post, "/v1/broadcast") { request, _ in
             var fields = try await AdminJSON.fields(from: request, allowed: self.broadcastFields, limit: bodyLimit)
             fields.action = "broadcast"
             return try await self.perform(GatewayAction(fields), on: gateway)
         }
-        router.put("/v1/connections/:socket_id/groups/:group") { _, context in
+        endpoints.on(.put, "/v1/connections/:socket_id/groups/:group") { _, context in
             try await self.perform(self.groupAction("subscribe", context), on: gateway)
         }
-        router.delete("/v1/connections/:socket_id/groups/:group") { _, context in
+        endpoints.on(.delete, "/v1/connections/:socket_id/groups/:group") { _, context in
             try await self.perform(self.groupAction("unsubscribe", context), on: gateway)
         }
-        router.post("/v1/outbound") { request, _ in
+        endpoints.on(.post, "/v1/outbound") { request, _ in
             let section = try await AdminJSON.decode(OutboundSection.self, from: request, limit: 1 << 20)
             let id = try await openOutbound(section)
             let state = (try? gateway.info(id.rawValue))?.state ?? "closing"
             return AdminJSON.response(["socket_id": id.rawValue, "state": state], status: .created)
         }
-        router.get("/v1/groups") { _, _ in
+        endpoints.on(.get, "/v1/groups") { _, _ in
             AdminJSON.response(["groups": gateway.groups()])
         }
+        endpoints.answerOtherMethods()
         return router
+    }
+
+    /// Registers the API's routes, remembering each path's methods so that another method on a known path is
+    /// answered 405 with `Allow` (not 404).
+    private struct Endpoints {
+        let router: Router<BasicRequestContext>
+        private var methods: [(path: String, methods: [HTTPRequest.Method])] = []
+
+        init(router: Router<BasicRequestContext>) {
+            self.router = router
+        }
+
+        mutating func on(
+            _ method: HTTPRequest.Method, _ path: String,
+            _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response
+        ) {
+            self.router.on(RouterPath(path), method: method, use: handler)
+            if let index = self.methods.firstIndex(where: { $0.path == path }) {
+                self.methods[index].methods.append(method)
+            } else {
+                self.methods.append((path, [method]))
+            }
+        }
+
+        func answerOtherMethods() {
+            for (path, allowed) in self.methods {
+                let allow = allowed.map(\.rawValue).joined(separator: ", ")
+                for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch, .options] where !allowed.contains(method) {
+                    self.router.on(RouterPath(path), method: method) { request, _ in
+                        var response = AdminError(
+                            status: .methodNotAllowed, type: "method_not_allowed",
+                            message: "\(request.method) is not allowed on \(request.uri.path) (allowed: \(allow))").response
+                        response.headers[.allow] = allow
+                        return response
+                    }
+                }
+            }
+        }
     }
 
     /// Carries out an action and renders its result: 204 for one socket, the delivery report for a broadcast, the

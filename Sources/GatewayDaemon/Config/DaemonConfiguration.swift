@@ -137,8 +137,12 @@ public struct TLSSection: Sendable, Decodable {
 /// `admin`.
 public struct AdminSection: Sendable, Decodable {
     public var listen = ListenAddress(host: "127.0.0.1", port: 9090)
-    /// The bearer token of the management API; without one, the admin listener must be on loopback.
+    /// The bearer token of the management API; without one, the admin listener must be on loopback. `auto`
+    /// (``autoToken``): a random token generated at start and printed in the banner.
     public var token: String?
+
+    /// The `token` value that asks for a generated token.
+    public static let autoToken = "auto"
 
     enum Keys: String, CodingKey, CaseIterable { case listen, token }
 
@@ -148,9 +152,30 @@ public struct AdminSection: Sendable, Decodable {
         let c = try decoder.section(Keys.self)
         if let listen = try c.address(.listen) { self.listen = listen }
         self.token = try c.text(.token).flatMap { $0.isEmpty ? nil : $0 }
-        if self.token == nil, !self.listen.isLoopback {
-            throw ConfigError(key: keyPath(decoder.codingPath + [Keys.listen]), value: "'\(self.listen)'", expected: "a loopback address when admin.token is not set")
+        try self.check(listenKey: keyPath(decoder.codingPath + [Keys.listen]), tokenKey: keyPath(decoder.codingPath + [Keys.token]))
+    }
+
+    /// A listener others can reach needs a token, and one that cannot be guessed (`auto` always is fine).
+    public func check(listenKey: String, tokenKey: String) throws {
+        guard let token = self.token else {
+            if !self.listen.isLoopback {
+                throw ConfigError(key: listenKey, value: "'\(self.listen)'", expected: "a loopback address when admin.token is not set")
+            }
+            return
         }
+        let whitespace = token.contains(where: \.isWhitespace)
+        if token != Self.autoToken, !self.listen.isLoopback, token.count < 16 || whitespace {
+            throw ConfigError(
+                key: tokenKey, value: "a token of \(token.count) characters\(whitespace ? " with whitespace" : "")",
+                expected: "at least 16 characters without whitespace (or auto) when admin.listen is not loopback")
+        }
+    }
+
+    /// The token the API requires: the configured one, a random one for `auto`, or `nil`.
+    public func resolvedToken() -> String? {
+        guard self.token == Self.autoToken else { return self.token }
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(UInt8.random(in: 0...15, using: &generator), radix: 16) }.joined()
     }
 }
 
@@ -165,11 +190,14 @@ public struct LimitsSection: Sendable, Decodable {
     public var closeTimeout: TimeAmount?
     public var outboundQueueSize: Int?
     public var slowConsumer: SlowConsumerPolicy?
+    /// `max_groups_per_socket` (top level only; default 64).
+    public var maxGroupsPerSocket: Int?
 
     enum Keys: String, CodingKey, CaseIterable {
         case maxConnections = "max_connections", maxFrameSize = "max_frame_size", maxMessageSize = "max_message_size"
         case handshakeTimeout = "handshake_timeout", idleTimeout = "idle_timeout", idleAction = "idle_action"
         case closeTimeout = "close_timeout", outboundQueueSize = "outbound_queue_size", slowConsumer = "slow_consumer"
+        case maxGroupsPerSocket = "max_groups_per_socket"
     }
 
     public init() {}
@@ -185,6 +213,7 @@ public struct LimitsSection: Sendable, Decodable {
         self.closeTimeout = try c.duration(.closeTimeout)
         self.outboundQueueSize = try c.size(.outboundQueueSize)
         self.slowConsumer = try c.choice(.slowConsumer, SlowConsumerPolicy.self)
+        self.maxGroupsPerSocket = try c.int(.maxGroupsPerSocket, in: 1...100_000)
     }
 
     /// Applies these settings over a connection configuration.

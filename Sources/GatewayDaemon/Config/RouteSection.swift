@@ -54,6 +54,11 @@ public struct RouteSection: Sendable, Decodable {
                 key: keyPath(here + [Keys.limits]) + ".handshake_timeout", value: "a per-route handshake timeout",
                 expected: "limits.handshake_timeout at the top level: the timeout runs before a request's route is known")
         }
+        if self.limits.maxGroupsPerSocket != nil {
+            throw ConfigError(
+                key: keyPath(here + [Keys.limits]) + ".max_groups_per_socket", value: "a per-route group limit",
+                expected: "limits.max_groups_per_socket at the top level: subscriptions are checked for every socket alike")
+        }
         self.rateLimit = try c.nested(.rateLimit, RateLimitSection.self)?.limit
         self.allowedOrigins = try c.texts(.allowedOrigins)
     }

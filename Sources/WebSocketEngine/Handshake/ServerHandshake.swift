@@ -68,6 +68,10 @@ enum ServerHandshake {
         guard !head.headers["host"].isEmpty else {
             return .failure(.init(status: .badRequest, reason: "missing Host"))
         }
+        // RFC 9112 §3.2: a request with more than one Host is answered 400 (which one counts would be ambiguous).
+        guard head.headers["host"].count == 1 else {
+            return .failure(.init(status: .badRequest, reason: "more than one Host header"))
+        }
         let versions = HandshakeRules.tokens(head.headers, "sec-websocket-version")
         guard !versions.isEmpty else {
             return .failure(.init(status: .badRequest, reason: "missing Sec-WebSocket-Version"))

@@ -1,0 +1,89 @@
+import Foundation
+import NIOHTTP1
+import Testing
+import WebSocketEngine
+import WebSocketTestKit
+
+/// The probe's upgrade requests (duplicate `Origin` and `Host`, group names from hostile parameters, too many
+/// groups, a full gateway) get a specific refusal.
+@Suite("wsgate daemon end to end: upgrade and group limits", .serialized)
+struct UpgradeHardeningTests {
+    static let config = """
+        log: {level: warning}
+        limits: {max_connections: 3, max_groups_per_socket: 2}
+        allowed_origins: [https://good.example]
+        routes:
+          - path: /echo
+            handler: echo
+            limits: {max_connections: 1}
+          - path: /chat/{room}
+            handler: broadcast
+            groups: ["room:{room}"]
+        """
+
+    /// Sends an upgrade request for `path` with `headers`; reads the answer's head (and body, for a refusal, which
+    /// the server closes).
+    private func upgrade(_ daemon: DaemonProcess, _ path: String, _ headers: String = "Host: 127.0.0.1", open: Bool = false) async throws -> String {
+        let request = "GET \(path) HTTP/1.1\r\n\(headers)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        return try await within(10, "an answer to \(path)") {
+            try await RawTCP.exchange(port: daemon.webSocketPort, send: request, until: open ? "\r\n\r\n" : nil)
+        }
+    }
+
+    @Test func atCapacityThe503CarriesRetryAfter() async throws {
+        let daemon = try await DaemonProcess(yaml: Self.config)
+        let echo = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(daemon.webSocketPort)/echo")
+        var answer = try await self.upgrade(daemon, "/echo")
+        #expect(answer.hasPrefix("HTTP/1.1 503") && answer.contains("route /echo at capacity"), "\(answer)")
+        #expect(answer.lowercased().contains("\r\nretry-after: 5\r\n"), "\(answer)")
+        let first = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(daemon.webSocketPort)/chat/a")
+        let second = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(daemon.webSocketPort)/chat/a")
+        answer = try await self.upgrade(daemon, "/chat/a")
+        #expect(answer.hasPrefix("HTTP/1.1 503") && answer.contains("gateway at capacity"), "\(answer)")
+        #expect(answer.lowercased().contains("\r\nretry-after: 5\r\n"), "\(answer)")
+        for socket in [echo, first, second] { try await socket.close() }
+        #expect(await daemon.stop() == 0)
+    }
+
+    @Test func duplicateOriginAndHostHeadersAreRefused() async throws {
+        let daemon = try await DaemonProcess(yaml: Self.config)
+        var answer = try await self.upgrade(daemon, "/chat/a", "Host: 127.0.0.1\r\nOrigin: https://good.example\r\nOrigin: https://evil.example")
+        #expect(answer.hasPrefix("HTTP/1.1 403") && answer.contains("more than one Origin"), "\(answer)")
+        answer = try await self.upgrade(daemon, "/chat/a", "Host: 127.0.0.1\r\nHost: evil.example\r\nOrigin: https://good.example")
+        #expect(answer.hasPrefix("HTTP/1.1 400") && answer.contains("more than one Host"), "\(answer)")
+        answer = try await self.upgrade(daemon, "/chat/a", "Host: 127.0.0.1\r\nOrigin: https://good.example", open: true)
+        #expect(answer.hasPrefix("HTTP/1.1 101"), "\(answer)")
+        #expect(await daemon.stop() == 0)
+    }
+
+    @Test func groupNamesFromHostileParametersAreRefusedNamingTheParameter() async throws {
+        let daemon = try await DaemonProcess(yaml: Self.config)
+        let long = String(repeating: "x", count: 300)
+        for (path, reason) in [
+            ("/chat/a%E2%80%AEb", "parameter room"), ("/chat/a%07b", "parameter room"), ("/chat/a%E2%81%A6b", "parameter room"),
+            ("/chat/..%2F..%2Fadmin", "parameter room"), ("/chat/\(long)", "group name of 305 bytes"),
+        ] {
+            let answer = try await self.upgrade(daemon, path)
+            #expect(answer.hasPrefix("HTTP/1.1 400") && answer.contains(reason), "\(path): \(answer)")
+        }
+        let answer = try await self.upgrade(daemon, "/chat/caf%C3%A9..ok", open: true)
+        #expect(answer.hasPrefix("HTTP/1.1 101"), "\(answer)")
+        #expect(await daemon.stop() == 0)
+    }
+
+    @Test func subscribingBeyondTheGroupLimitsIs422() async throws {
+        let daemon = try await DaemonProcess(yaml: Self.config)
+        let socket = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(daemon.webSocketPort)/chat/a")
+        let id = try #require((DaemonProcess.json(try await daemon.admin(.GET, "/v1/connections").body)["connections"] as? [String])?.first)
+        #expect(try await daemon.admin(.PUT, "/v1/connections/\(id)/groups/second").status == 204)
+        #expect(try await daemon.admin(.PUT, "/v1/connections/\(id)/groups/second").status == 204)
+        var (status, text) = try await daemon.admin(.PUT, "/v1/connections/\(id)/groups/third")
+        #expect(status == 422 && DaemonProcess.json(text)["type"] as? String == "group_limit" && text.contains("max_groups_per_socket"), "\(text)")
+        #expect(try await daemon.admin(.DELETE, "/v1/connections/\(id)/groups/second").status == 204)
+        (status, text) = try await daemon.admin(.PUT, "/v1/connections/\(id)/groups/\(String(repeating: "g", count: 257))")
+        #expect(status == 422 && text.contains("257 bytes"), "\(text)")
+        try await socket.close()
+        #expect(await daemon.stop() == 0)
+    }
+}
