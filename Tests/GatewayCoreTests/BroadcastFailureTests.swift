@@ -15,11 +15,14 @@ let testMetrics: TestMetrics = {
     return metrics
 }()
 
+/// `wsgate_broadcast_failures_total{reason}` as counted so far in this process.
+func broadcastFailures(_ reason: BroadcastFailure.Reason) -> Int64 {
+    testMetrics.counters(label: "wsgate_broadcast_failures_total", dimensions: [("reason", reason.rawValue)]).reduce(0) { $0 + $1.totalValue }
+}
+
 @Suite("Gateway: broadcast failures carry their reason, and metrics count by it")
 struct BroadcastFailureTests {
-    private func failures(_ reason: BroadcastFailure.Reason) -> Int64 {
-        testMetrics.counters(label: "wsgate_broadcast_failures_total", dimensions: [("reason", reason.rawValue)]).reduce(0) { $0 + $1.totalValue }
-    }
+    private func failures(_ reason: BroadcastFailure.Reason) -> Int64 { broadcastFailures(reason) }
 
     @Test func eachReasonIsReportedAndCounted() async throws {
         _ = testMetrics

@@ -137,6 +137,7 @@ struct OutboundTests {
     }
 
     @Test func fullQueueFailsNewMessagesAndGivingUpFailsTheQueuedOnes() async throws {
+        _ = testMetrics
         let upstream = try await Upstream.start(routes: [try Self.echoRoute()])
         let port = upstream.port
         try await withGateway(GatewayConfiguration()) { gateway, _ in
@@ -155,7 +156,9 @@ struct OutboundTests {
             }
             let second = await gateway.broadcast(.text("two"), to: ConnectionFilter(groups: ["g"]))
             #expect(second.delivered == 1 && second.failures.isEmpty && flaky.queuedMessages == 2)
+            let queueFullBefore = broadcastFailures(.queueFull)
             let third = await gateway.broadcast(.text("three"), to: ConnectionFilter(groups: ["g"]))
+            #expect(broadcastFailures(.queueFull) >= queueFullBefore + 1)
             #expect(third.delivered == 0 && third.failures.first?.error.contains("queue is full (2 messages)") == true)
             #expect(third.failures.first?.reason == .queueFull)
             await #expect(throws: GatewayError.reconnectQueueFull("flaky", limit: 2)) { try await gateway.send("flaky", .text("four")) }
