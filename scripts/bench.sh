@@ -7,6 +7,9 @@
 #   scripts/bench.sh --skip-build    reuse the release binaries already built
 #   scripts/bench.sh --threads 2     generator event-loop threads (default 1)
 #   scripts/bench.sh --broadcast-only   only figure 6 (bench-gateway and the c-floor row), about 3 minutes
+#   scripts/bench.sh --baseline DIR     also runs an earlier build of ours, DIR/wsgate and DIR/bench-gateway, as the rows
+#                                       wsgate-before and bench-gateway-before (a change's before and after in one run)
+#   scripts/bench.sh --echo-broadcast   only 64 B echo (1 and 8 in flight) and broadcast, with the peers and floors
 #
 # Builds everything in release mode, installs Debian's node-ws if missing, then for each repetition runs every
 # server in turn (the order rotates per repetition) under identical load from wsbench, one server at a time:
@@ -25,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 
-reps=3 duration=10 warmup=2 quick=0 build=1 threads=1 broadcast_only=0
+reps=3 duration=10 warmup=2 quick=0 build=1 threads=1 broadcast_only=0 baseline="" echo_broadcast=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 reps=1 duration=3 warmup=1 ;;
@@ -34,7 +37,9 @@ while [ $# -gt 0 ]; do
         --skip-build) build=0 ;;
         --threads) threads=$2; shift ;;
         --broadcast-only) broadcast_only=1 ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        --baseline) baseline=$(cd "$2" && pwd); shift ;;
+        --echo-broadcast) echo_broadcast=1 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -61,7 +66,9 @@ fi
 bin="$(cd Benchmarks && swift build -c release --show-bin-path)"
 wsgate_bin="$bin/wsgate"
 wsbench="$bin/wsbench"
-for binary in "$wsgate_bin" "$wsbench" "$bin/peer-hummingbird" "$bin/peer-websocketkit" "$bin/bench-gateway"; do
+baseline_bins=()
+[ -z "$baseline" ] || baseline_bins=("$baseline/wsgate" "$baseline/bench-gateway")
+for binary in "$wsgate_bin" "$wsbench" "$bin/peer-hummingbird" "$bin/peer-websocketkit" "$bin/bench-gateway" "${baseline_bins[@]}"; do
     [ -x "$binary" ] || { echo "missing $binary (run without --skip-build)" >&2; exit 1; }
 done
 mkdir -p Benchmarks/.build
@@ -85,6 +92,9 @@ start_server() {
     case "$name" in
         wsgate) server_port=9300
             cmd=("$wsgate_bin" --config Benchmarks/wsgate-bench.yaml --listen 127.0.0.1:9300 --admin-listen 127.0.0.1:9390 --log-level warning) ;;
+        wsgate-before) server_port=9306
+            cmd=("$baseline/wsgate" --config Benchmarks/wsgate-bench.yaml --listen 127.0.0.1:9306 --admin-listen 127.0.0.1:9396 --log-level warning) ;;
+        bench-gateway-before) server_port=9307; cmd=("$baseline/bench-gateway" --port 9307) ;;
         hummingbird) server_port=9301; cmd=("$bin/peer-hummingbird" 9301) ;;
         hummingbird-deflate) server_port=9301; cmd=("$bin/peer-hummingbird" 9301 --deflate) ;;
         websocketkit) server_port=9302; cmd=("$bin/peer-websocketkit" 9302) ;;
@@ -156,6 +166,7 @@ echo_scenarios() {
     local server=$1 rep=$2
     run "$server" echo-64-c100-f1 "$rep" echo --connections 100 --size 64 --in-flight 1 --binary "${timing[@]}"
     run "$server" echo-64-c100-f8 "$rep" echo --connections 100 --size 64 --in-flight 8 --binary "${timing[@]}"
+    [ "$echo_broadcast" = 0 ] || return 0
     run "$server" echo-16k-c100 "$rep" echo --connections 100 --size 16384 --in-flight 1 --binary "${timing[@]}"
     run "$server" echo-1m-c10 "$rep" echo --connections 10 --size 1048576 --in-flight 1 --binary "${timing[@]}"
     if [ "$quick" = 0 ]; then
@@ -200,6 +211,7 @@ print(json.dumps(row, sort_keys=True))" | tee -a "$results" >&2
 }
 
 servers=(wsgate hummingbird websocketkit node-ws)
+[ -z "$baseline" ] || servers=(wsgate wsgate-before hummingbird websocketkit node-ws)
 log "results in $out (reps $reps, ${duration}s per scenario, generator threads $threads)"
 for rep in $(seq 1 "$reps"); do
     # Rotate the order so no server always runs first (or always on a warm machine).
@@ -210,24 +222,25 @@ for rep in $(seq 1 "$reps"); do
     for server in "${order[@]}"; do
         start_server "$server"
         echo_scenarios "$server" "$rep"
-        if [ "$server" = wsgate ]; then
+        if [ "$server" = wsgate ] && [ "$echo_broadcast" = 0 ]; then
             run wsgate deflate-4k-c100 "$rep" echo --connections 100 --size 4096 --in-flight 1 --text --deflate "${timing[@]}"
         fi
         stop_server
+        [ "$echo_broadcast" = 0 ] || continue
         if [ "$server" = hummingbird ]; then
             start_server hummingbird-deflate
             run hummingbird-deflate deflate-4k-c100 "$rep" echo --connections 100 --size 4096 --in-flight 1 --text --deflate "${timing[@]}"
             stop_server
         fi
         hold_scenarios "$server" "$rep"
-        if [ "$server" != node-ws ]; then alloc_scenarios "$server" "$rep"; fi
+        if [ "$server" != node-ws ] && [ "$server" != wsgate-before ]; then alloc_scenarios "$server" "$rep"; fi
     done
     if [ "$broadcast_only" = 0 ]; then
         # The machine's floor for the small-message echo and the handshake figure's ceiling with this generator:
         # a C server whose own cost is almost nothing.
         start_server c-floor
         run c-floor echo-64-c100-f1 "$rep" echo --connections 100 --size 64 --in-flight 1 --binary "${timing[@]}"
-        run c-floor connect-l10 "$rep" connect --loops 10 "${timing[@]}"
+        [ "$echo_broadcast" = 1 ] || run c-floor connect-l10 "$rep" connect --loops 10 "${timing[@]}"
         stop_server
     fi
     for subscribers in 1000 10000; do
@@ -235,6 +248,12 @@ for rep in $(seq 1 "$reps"); do
         run bench-gateway "broadcast-$subscribers" "$rep" broadcast --subscribers "$subscribers" \
             --messages "$broadcast_messages" --connect-concurrency 256
         stop_server
+        if [ -n "$baseline" ]; then
+            start_server bench-gateway-before
+            run bench-gateway-before "broadcast-$subscribers" "$rep" broadcast --subscribers "$subscribers" \
+                --messages "$broadcast_messages" --connect-concurrency 256
+            stop_server
+        fi
         run_floor "broadcast-$subscribers" "$rep" "$subscribers"
     done
 done
@@ -243,5 +262,5 @@ python3 Benchmarks/tools/bench_table.py "$results" | tee "$out/table.md"
 {
     echo
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
-    echo "run: scripts/bench.sh $([ "$quick" = 1 ] && echo --quick) (reps $reps, ${duration}s measured after ${warmup}s warm-up, generator threads $threads)"
+    echo "run: scripts/bench.sh $([ "$quick" = 1 ] && echo --quick) $([ "$echo_broadcast" = 1 ] && echo --echo-broadcast) $([ -n "$baseline" ] && echo "--baseline $baseline") (reps $reps, ${duration}s measured after ${warmup}s warm-up, generator threads $threads)"
 } | tee -a "$out/table.md"

@@ -15,7 +15,9 @@ from collections import defaultdict
 OURS = "wsgate"
 # "c-floor" is no peer but a floor measured on the machine (Benchmarks/floor/): a minimal C echo server for the
 # 64 B x 1 echo and the handshake figure, a C sender and receiver for the broadcast figure.
-PEER_ORDER = ["hummingbird", "hummingbird-deflate", "websocketkit", "node-ws", "c-floor"]
+# "wsgate-before" and "bench-gateway-before" are an earlier build of ours (scripts/bench.sh --baseline DIR), so that a
+# change's before and after stand side by side with the peers in one run.
+PEER_ORDER = ["wsgate-before", "bench-gateway-before", "hummingbird", "hummingbird-deflate", "websocketkit", "node-ws", "c-floor"]
 
 SCENARIOS = [
     # (scenario, title, [(metric key, label, unit format)])
