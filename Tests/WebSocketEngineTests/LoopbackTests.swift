@@ -185,6 +185,9 @@ struct LoopbackTests {
         var configuration = WebSocketServerConfiguration()
         configuration.connection.outboundQueueSize = 64 * 1024
         configuration.connection.outboundBackpressure = .fail
+        // The server closes once its queue is full; the client reads everything only afterwards, which can take
+        // seconds when every suite runs at once: a short close timeout would cut the connection before then.
+        configuration.connection.closeTimeout = .seconds(60)
         let outcome = Mailbox<(sent: Int, error: WebSocketError?)>()
         try await withServer(configuration, onUpgrade: { _ in
             .accept(WebSocketAcceptance { socket in

@@ -312,7 +312,7 @@ public struct GatewayEvents: AsyncSequence, Sendable {
 /// ``finish()``, through its callbacks.
 ///
 /// Its state is the connection's iteration, bound to the connection's event loop: ``take(_:)`` runs there, and
-/// ``finish()`` in a task that prefers that loop's executor (checked in debug builds on every access).
+/// ``finish()`` in a task that prefers that loop's executor (`NIOLoopBound` checks it on every access).
 final class GatewayCallbackPump: WebSocketEventConsumer, Sendable {
     private let iteration: NIOLoopBound<GatewayEvents.Iteration>
     private let handler: any GatewayHandler

@@ -446,10 +446,3 @@ struct DeliveryStateMachine {
         return .completeDelivery
     }
 }
-
-/// How far an application reader got: whether it waits for the next event now, and how many it has taken.
-struct ReaderProgress: Sendable, Equatable {
-    var waiting = false
-    /// Events the application has taken.
-    var taken = 0
-}

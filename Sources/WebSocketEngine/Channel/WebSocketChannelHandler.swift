@@ -16,12 +16,12 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         WebSocketEvent, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, InboundDelegate
     >
 
-    private var machine: WebSocketStateMachine
+    var machine: WebSocketStateMachine
     /// When to read, flush, hand events over and close: every decision of delivery (see ``run(_:)``).
     var delivery: DeliveryStateMachine
     let configuration: WebSocketConfiguration
     let eventLoop: any EventLoop
-    private var context: ChannelHandlerContext?
+    var context: ChannelHandlerContext?
     /// Events waiting for the consumer, or for the application to choose (``DeliveryStateMachine/held`` counts them).
     var inbox: Deque<WebSocketEvent> = []
     /// The sequence of ``WebSocket/events``, once the application iterates it.
@@ -34,9 +34,9 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     var waiter: UnsafeContinuation<Bool, Never>?
     /// Sends waiting for the outbound queue to drain (backpressure policy `.wait`), in order.
     private var waitingWrites: Deque<(ByteBuffer, EventLoopPromise<Void>?)> = []
-    private var closeTimer: Scheduled<Void>?
-    private var keepaliveTimer: Scheduled<Void>?
-    private var idleTimer: Scheduled<Void>?
+    var closeTimer: Scheduled<Void>?
+    var keepaliveTimer: Scheduled<Void>?
+    var idleTimer: Scheduled<Void>?
     private var barrierTimer: Scheduled<Void>?
     private let closedPromise: EventLoopPromise<WebSocketCloseInfo>
     /// What the application's reader does, shared with the connection's event iterator (which may run on any
@@ -127,7 +127,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     }
 
     /// How far an `AsyncSequence` reader got (read only when a close decides whether to wait for it).
-    private var readerProgress: ReaderProgress {
+    var readerProgress: ReaderProgress {
         self.shared.withLockedValue { $0.progress }
     }
 
@@ -351,7 +351,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         }
     }
 
-    private func write(_ frame: ByteBuffer, promise: EventLoopPromise<Void>?) {
+    func write(_ frame: ByteBuffer, promise: EventLoopPromise<Void>?) {
         guard let context = self.context else {
             promise?.fail(WebSocketError.connectionClosed)
             return
@@ -414,77 +414,11 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         self.closedPromise.succeed(info)
     }
 
-    // MARK: Timers
-
-    private func scheduleClose(at deadline: NIODeadline) {
-        guard let context = self.context else { return }
-        self.run(self.delivery.flushDue())
-        self.closeTimer?.cancel()
-        self.closeTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            if self.machine.closeTimerFired(now: .now()) {
-                self.context?.close(promise: nil)
-            }
-        }
-    }
-
-    private func scheduleKeepalive(at deadline: NIODeadline) {
-        guard let context = self.context else { return }
-        self.keepaliveTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            guard self.context != nil else { return }
-            switch self.machine.keepaliveTimerFired(now: .now()) {
-            case .sendPing(let frame, let next):
-                self.write(frame, promise: nil)
-                self.run(self.delivery.flushDue())
-                self.scheduleKeepalive(at: next)
-            case .wait(let next):
-                self.scheduleKeepalive(at: next)
-            case .pongTimedOut:
-                self.deliver(.error(.pongTimeout))
-                self.run(self.delivery.failureDelivered(reader: self.readerProgress))
-            case .stop:
-                break
-            }
-        }
-    }
-
-    private func scheduleIdle(at deadline: NIODeadline) {
-        guard let context = self.context else { return }
-        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            guard let (idle, next) = self.machine.idleTimerFired(now: .now()) else { return }
-            if idle { self.deliver(.idleTimeout) }
-            self.scheduleIdle(at: next)
-        }
-    }
-
     private func cancelTimers() {
         self.barrierTimer?.cancel()
         self.closeTimer?.cancel()
         self.keepaliveTimer?.cancel()
         self.idleTimer?.cancel()
-    }
-}
-
-/// The delivery state shared with the application's tasks, behind the handler's lock (see
-/// ``WebSocketChannelHandler/shared``).
-struct SharedReaderState: Sendable {
-    /// How far an `AsyncSequence` reader (``WebSocket/events``, ``WebSocket/receive()``) got: it takes events on
-    /// its own task, which may run on any thread.
-    var progress = ReaderProgress()
-    /// Set when the events go to a consumer (``WebSocket/deliverEvents(consumer:)``): completed after the last one.
-    /// Set from any thread, so that a second reader is refused at once.
-    var delivery: EventLoopFuture<Void>?
-}
-
-/// Tells the handler, on its event loop, when the application drained events or stopped listening.
-struct InboundDelegate: NIOAsyncSequenceProducerDelegate {
-    let handler: NIOLoopBound<WebSocketChannelHandler>
-
-    func produceMore() {
-        self.handler.eventLoop.execute { self.handler.value.sequenceDrained() }
-    }
-
-    func didTerminate() {
-        self.handler.eventLoop.execute { self.handler.value.readerGone() }
     }
 }
 
