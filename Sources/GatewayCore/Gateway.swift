@@ -60,8 +60,14 @@ public final class Gateway: Service, Sendable {
     @discardableResult
     public func start() async throws -> SocketAddress? {
         if let server = self.server.withLockedValue({ $0 }) { return server.localAddress }
+        var configuration = self.configuration.server
+        let reporter = ListenerEventReporter(logger: self.configuration.logger, limits: configuration.admission)
+        configuration.onEvent = { [onEvent = configuration.onEvent] event in
+            reporter.report(event)
+            onEvent?(event)
+        }
         let server = try await WebSocketServer.bind(
-            configuration: self.configuration.server,
+            configuration: configuration,
             decideNow: { request in self.decideNow(request) },
             onUpgrade: { request in await self.upgrade(request) })
         self.server.withLockedValue { $0 = server }

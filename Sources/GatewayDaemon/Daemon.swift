@@ -34,6 +34,7 @@ public struct Daemon: Sendable {
     func gatewayConfiguration(handlers: HandlerServices, logger: Logger) throws -> GatewayConfiguration {
         let file = self.configuration
         var connection = WebSocketConfiguration()
+        connection.idleTimeout = LimitsSection.defaultIdleTimeout
         file.limits.apply(to: &connection)
         if let keepalive = file.keepalive {
             connection.keepalive = .init(interval: keepalive.pingInterval, timeout: keepalive.pongTimeout)
@@ -44,6 +45,7 @@ public struct Daemon: Sendable {
         }
         var server = WebSocketServerConfiguration(host: file.listen.host, port: file.listen.port, connection: connection)
         if let handshake = file.limits.handshakeTimeout { server.handshakeTimeout = handshake }
+        server.admission = file.limits.admission
         if let tls = file.tls {
             do {
                 server.tls = try .webSocketServer(
@@ -104,6 +106,7 @@ public struct Daemon: Sendable {
                 http: http, logger: logger, bridges: OutboundFactory.bridges(of: self.configuration),
                 outboundDefaults: self.configuration.outboundDefaults.defaults)
             let gateway = try Gateway(configuration: try self.gatewayConfiguration(handlers: handlers, logger: logger))
+            DescriptorLimit.check(connections: gateway.configuration.maxConnections, logger: logger)
             let factory = OutboundFactory(handlers: handlers, connection: gateway.configuration.server.connection)
             let address = try await gateway.start()
             try await Self.openOutbound(self.configuration.outbound, gateway: gateway, factory: factory, logger: logger)
@@ -113,6 +116,9 @@ public struct Daemon: Sendable {
                 router: AdminAPI.router(
                     gateway: gateway, token: token, port: adminPort,
                     metrics: { metrics.emitToString() }, openAPI: Self.openAPIDocument,
+                    bodyLimit: AdminBodyLimit(
+                        bytes: self.configuration.admin.maxBodySize ?? gateway.configuration.server.connection.maxMessageSize * 2 + 64 * 1024,
+                        timeout: .nanoseconds(self.configuration.admin.requestTimeout.nanoseconds)),
                     openOutbound: { section in
                         guard !self.configuration.outboundDefaults.allowedHosts.isEmpty else {
                             throw AdminError(
@@ -127,6 +133,7 @@ public struct Daemon: Sendable {
                         }
                         return try await gateway.openOutbound(socket)
                     }),
+                server: .http1(configuration: .init(idleTimeout: self.configuration.admin.idleTimeout)),
                 configuration: .init(
                     address: .hostname(self.configuration.admin.listen.host, port: self.configuration.admin.listen.port),
                     serverName: "wsgate"),

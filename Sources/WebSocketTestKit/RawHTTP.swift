@@ -9,18 +9,26 @@ public enum RawTCP {
     public static func exchange(
         host: String = "127.0.0.1",
         port: Int,
+        from source: String? = nil,
         send bytes: [UInt8],
         until marker: [UInt8]? = nil,
         limit: Int = 1 << 20
     ) async throws -> [UInt8] {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let source { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0)) }
+        let channel = try await bootstrap
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
         return try await channel.executeThenClose { inbound, outbound in
-            try await outbound.write(ByteBuffer(bytes: bytes))
+            do {
+                try await outbound.write(ByteBuffer(bytes: bytes))
+            } catch ChannelError.ioOnClosedChannel {
+                // The peer answered and closed before the request left (a server refusing a connection at once):
+                // its answer is still to be read.
+            }
             var received: [UInt8] = []
             for try await chunk in inbound {
                 received += chunk.readableBytesView
@@ -33,9 +41,21 @@ public enum RawTCP {
 
     /// Sends `text`, then reads until the peer closes the connection (or the text contains `until`); returns
     /// what came back as text.
-    public static func exchange(host: String = "127.0.0.1", port: Int, send text: String, until marker: String? = nil) async throws -> String {
-        let reply = try await self.exchange(host: host, port: port, send: Array(text.utf8), until: marker.map { Array($0.utf8) })
+    public static func exchange(
+        host: String = "127.0.0.1", port: Int, from source: String? = nil, send text: String, until marker: String? = nil
+    ) async throws -> String {
+        let reply = try await self.exchange(host: host, port: port, from: source, send: Array(text.utf8), until: marker.map { Array($0.utf8) })
         return String(decoding: reply, as: UTF8.self)
+    }
+
+    /// Opens a connection from `source` (a loopback address such as 127.0.0.2, to play another client) that sends
+    /// `bytes` (nothing by default: a silent client, or a partial request) and then holds it; close it when done.
+    public static func hold(host: String = "127.0.0.1", port: Int, from source: String? = nil, send bytes: [UInt8] = []) async throws -> any Channel {
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let source { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0)) }
+        let channel = try await bootstrap.connect(host: host, port: port).get()
+        if !bytes.isEmpty { try await channel.writeAndFlush(ByteBuffer(bytes: bytes)) }
+        return channel
     }
 }
 

@@ -52,7 +52,7 @@ struct ConfigurationTests {
         ("limits: {idle_timeout: soon}\nroutes: [{path: /e, handler: echo}]", "limits.idle_timeout", "'soon'"),
         ("limits: {max_message_size: huge}\nroutes: [{path: /e, handler: echo}]", "limits.max_message_size", "'huge'"),
         ("routes: [{path: /e, handler: teleport}]", "routes[0].handler", "'teleport'"),
-        ("routes: [{path: /e, handler: echo, limits: {handshake_timeout: 5s}}]", "routes[0].limits.handshake_timeout", "a per-route handshake timeout"),
+        ("routes: [{path: /e, handler: echo, limits: {handshake_timeout: 5s}}]", "routes[0].limits.handshake_timeout", "a per-route handshake_timeout"),
         ("routes: [{path: /e, handler: forward}]", "routes[0].group", "nothing"),
         ("routes: [{path: e, handler: echo}]", "routes[0].path", "'e'"),
         ("routes: [{path: /e, handler: echo}, {path: /e, handler: echo}]", "routes[1].path", "'/e'"),

@@ -27,13 +27,19 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Starts `wsgate` with `yaml` (listeners on free loopback ports unless it sets them, see ``DaemonFixture``)
     /// and waits for its banner.
-    init(yaml: String, environment: [String: String] = [:], arguments: [String] = []) async throws {
+    /// With `openFileLimit`, the daemon runs under `ulimit -n` of that many descriptors (soft and hard).
+    init(yaml: String, environment: [String: String] = [:], arguments: [String] = [], openFileLimit: Int? = nil) async throws {
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("wsgate-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         let file = self.directory.appendingPathComponent("wsgate.yaml")
         try DaemonFixture.complete(yaml).write(to: file, atomically: true, encoding: .utf8)
-        self.process.executableURL = Self.binary
-        self.process.arguments = ["--config", file.path] + arguments
+        if let openFileLimit {
+            self.process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            self.process.arguments = ["-c", "ulimit -n \(openFileLimit) && exec \"$0\" \"$@\"", Self.binary.path, "--config", file.path] + arguments
+        } else {
+            self.process.executableURL = Self.binary
+            self.process.arguments = ["--config", file.path] + arguments
+        }
         self.process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         self.process.standardOutput = self.output
         self.process.standardError = self.errors

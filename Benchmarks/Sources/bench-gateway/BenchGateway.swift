@@ -35,6 +35,8 @@ struct BenchGateway: AsyncParsableCommand {
     func run() async throws {
         var server = WebSocketServerConfiguration(host: self.host, port: self.port)
         server.backlog = 4096
+        // As the peers: no admission limits (thousands of subscribers connect from one loopback address).
+        server.admission = .unlimited
         if self.bareNIO {
             let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.backlog, value: 4096)

@@ -19,6 +19,7 @@ enum AdminAPI {
         port: NIOLockedValueBox<Int>,
         metrics: @escaping @Sendable () -> String,
         openAPI: String,
+        bodyLimit: AdminBodyLimit,
         openOutbound: @escaping @Sendable (OutboundSection) async throws -> SocketID
     ) -> Router<BasicRequestContext> {
         let router = Router()
@@ -26,7 +27,6 @@ enum AdminAPI {
         router.add(middleware: AdminRequestGuard(hasToken: token != nil, port: port))
         router.add(middleware: AdminAuthMiddleware(token: token))
         var endpoints = Endpoints(router: router)
-        let bodyLimit = gateway.configuration.server.connection.maxMessageSize * 2 + 64 * 1024
 
         endpoints.on(.get, "/healthz") { _, _ in
             AdminJSON.response(["status": AnyEncodable("ok"), "connections": AnyEncodable(gateway.connectionCount)])
@@ -75,7 +75,7 @@ enum AdminAPI {
             try await self.perform(self.groupAction("unsubscribe", context), on: gateway)
         }
         endpoints.on(.post, "/v1/outbound") { request, _ in
-            let section = try await AdminJSON.decode(OutboundSection.self, from: request, limit: 1 << 20)
+            let section = try await AdminJSON.decode(OutboundSection.self, from: request, limit: bodyLimit)
             let id = try await openOutbound(section)
             let state = (try? gateway.info(id.rawValue))?.state ?? "closing"
             return AdminJSON.response(["socket_id": id.rawValue, "state": state], status: .created)

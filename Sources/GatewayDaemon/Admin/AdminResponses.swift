@@ -37,6 +37,14 @@ struct AdminError: Error, Sendable {
 }
 
 /// JSON bodies in and out.
+/// How much of a request body the management API reads, and for how long.
+struct AdminBodyLimit: Sendable {
+    /// `admin.max_body_size`.
+    var bytes: Int
+    /// `admin.request_timeout`.
+    var timeout: Duration
+}
+
 enum AdminJSON {
     static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
         let encoder = JSONEncoder()
@@ -46,7 +54,7 @@ enum AdminJSON {
             status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: AdminBodyLimit) async throws -> T {
         let buffer = try await self.body(of: request, limit: limit)
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
@@ -66,15 +74,33 @@ enum AdminJSON {
     }
 
     /// The action fields of a JSON request body, accepting only `allowed` fields.
-    static func fields(from request: Request, allowed: Set<GatewayAction.Field>, limit: Int) async throws -> GatewayAction.Fields {
+    static func fields(from request: Request, allowed: Set<GatewayAction.Field>, limit: AdminBodyLimit) async throws -> GatewayAction.Fields {
         try GatewayAction.Fields(json: try await self.body(of: request, limit: limit).readableBytesView, allowed: allowed)
     }
 
-    private static func body(of request: Request, limit: Int) async throws -> ByteBuffer {
-        do {
-            return try await request.body.collect(upTo: limit)
-        } catch {
-            throw AdminError(status: .contentTooLarge, type: "body_too_large", message: "request body larger than \(limit) bytes")
+    /// The request's body, at most `limit.bytes` (413 beyond) and within `limit.timeout` (408 after: a client that
+    /// trickles its body does not hold the connection).
+    private static func body(of request: Request, limit: AdminBodyLimit) async throws -> ByteBuffer {
+        let body = request.body
+        return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask {
+                do {
+                    return try await body.collect(upTo: limit.bytes)
+                } catch is CancellationError {
+                    return nil
+                } catch {
+                    throw AdminError(status: .contentTooLarge, type: "body_too_large", message: "request body larger than \(limit.bytes) bytes")
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit.timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard case .some(.some(let buffer)) = try await group.next() else {
+                throw AdminError(status: .requestTimeout, type: "request_timeout", message: "request body not received within \(limit.timeout) (admin.request_timeout)")
+            }
+            return buffer
         }
     }
 

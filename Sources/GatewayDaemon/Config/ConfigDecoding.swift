@@ -131,6 +131,39 @@ extension KeyedDecodingContainer {
         return value
     }
 
+    /// A limit that `off` (or 0) turns off: `nil` when absent, `.some(nil)` when off.
+    func limit(_ key: Key, in range: ClosedRange<Int>) throws -> Int?? {
+        guard let text = try self.text(key) else { return nil }
+        if text == "off" || text == "0" { return .some(nil) }
+        guard let value = Int(text), range.contains(value) else {
+            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "off or a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    /// A duration that `off` (or 0) turns off: `nil` when absent, `.some(nil)` when off.
+    func optionalDuration(_ key: Key) throws -> TimeAmount?? {
+        guard let text = try self.text(key) else { return nil }
+        if text == "off" { return .some(nil) }
+        guard let value = DurationText.parse(text) else {
+            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "off or " + DurationText.expected)
+        }
+        return value == .zero ? .some(nil) : value
+    }
+
+    /// A section that `off` (or `false`) turns off: `nil` when absent, `.some(nil)` when off.
+    func optionalSection<T: Decodable>(_ key: Key, _ type: T.Type) throws -> T?? {
+        guard self.contains(key), try !self.decodeNil(forKey: key) else { return nil }
+        if let text = try? self.decode(String.self, forKey: key) {
+            guard ["off", "false", "no"].contains(text) else {
+                throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "off or a mapping of settings")
+            }
+            return .some(nil)
+        }
+        if let flag = try? self.decode(Bool.self, forKey: key), !flag { return .some(nil) }
+        return try self.nested(key, type)
+    }
+
     func number(_ key: Key) throws -> Double? {
         guard let text = try self.text(key) else { return nil }
         guard let value = Double(text), value > 0, value.isFinite else {

@@ -14,8 +14,8 @@ public struct DaemonConfiguration: Sendable, Decodable {
     public var admin = AdminSection()
     /// `limits`: connection limits and timeouts.
     public var limits = LimitsSection()
-    /// `keepalive`: server pings.
-    public var keepalive: KeepaliveSection?
+    /// `keepalive`: server pings (on by default; `keepalive: off` turns them off).
+    public var keepalive: KeepaliveSection? = KeepaliveSection()
     /// `compression`: permessage-deflate.
     public var compression = CompressionSection()
     /// `rate_limit`: default inbound rate limit per connection.
@@ -45,7 +45,7 @@ public struct DaemonConfiguration: Sendable, Decodable {
         self.tls = try c.nested(.tls, TLSSection.self)
         self.admin = try c.nested(.admin, AdminSection.self) ?? AdminSection()
         self.limits = try c.nested(.limits, LimitsSection.self) ?? LimitsSection()
-        self.keepalive = try c.nested(.keepalive, KeepaliveSection.self)
+        if let keepalive = try c.optionalSection(.keepalive, KeepaliveSection.self) { self.keepalive = keepalive }
         self.compression = try c.nested(.compression, CompressionSection.self) ?? CompressionSection()
         self.rateLimit = try c.nested(.rateLimit, RateLimitSection.self)?.limit
         self.allowedOrigins = try c.texts(.allowedOrigins) ?? []
@@ -141,10 +141,21 @@ public struct AdminSection: Sendable, Decodable {
     /// (``autoToken``): a random token generated at start and printed in the banner.
     public var token: String?
 
+    /// `idle_timeout`: how long a management connection may stay without a complete request (a partial one
+    /// included) before it is closed (default 30 s).
+    public var idleTimeout: TimeAmount = .seconds(30)
+    /// `request_timeout`: how long a request's body may take to arrive (default 30 s; 408 after).
+    public var requestTimeout: TimeAmount = .seconds(30)
+    /// `max_body_size`: the largest request body (default: twice `limits.max_message_size` plus 64 KiB, so that
+    /// any message the gateway accepts can be sent through the API, JSON escapes included; 413 beyond).
+    public var maxBodySize: Int?
+
     /// The `token` value that asks for a generated token.
     public static let autoToken = "auto"
 
-    enum Keys: String, CodingKey, CaseIterable { case listen, token }
+    enum Keys: String, CodingKey, CaseIterable {
+        case listen, token, idleTimeout = "idle_timeout", requestTimeout = "request_timeout", maxBodySize = "max_body_size"
+    }
 
     public init() {}
 
@@ -152,6 +163,9 @@ public struct AdminSection: Sendable, Decodable {
         let c = try decoder.section(Keys.self)
         if let listen = try c.address(.listen) { self.listen = listen }
         self.token = try c.text(.token).flatMap { $0.isEmpty ? nil : $0 }
+        if let value = try c.duration(.idleTimeout), value > .zero { self.idleTimeout = value }
+        if let value = try c.duration(.requestTimeout), value > .zero { self.requestTimeout = value }
+        self.maxBodySize = try c.size(.maxBodySize)
         try self.check(listenKey: keyPath(decoder.codingPath + [Keys.listen]), tokenKey: keyPath(decoder.codingPath + [Keys.token]))
     }
 
@@ -179,25 +193,44 @@ public struct AdminSection: Sendable, Decodable {
     }
 }
 
-/// `limits` (also per route, where every key is an override).
+/// `limits` (also per route, where every key is an override, but for those of ``topLevelOnly``).
 public struct LimitsSection: Sendable, Decodable {
     public var maxConnections: Int?
     public var maxFrameSize: Int?
     public var maxMessageSize: Int?
     public var handshakeTimeout: TimeAmount?
-    public var idleTimeout: TimeAmount?
+    /// `idle_timeout`: `nil` when not set, `.some(nil)` when `off` (default at the top level: ``defaultIdleTimeout``).
+    public var idleTimeout: TimeAmount??
     public var idleAction: IdleAction?
     public var closeTimeout: TimeAmount?
     public var outboundQueueSize: Int?
     public var slowConsumer: SlowConsumerPolicy?
     /// `max_groups_per_socket` (top level only; default 64).
     public var maxGroupsPerSocket: Int?
+    /// `max_pending_handshakes` (top level only; `nil` when not set, `.some(nil)` when `off`).
+    public var maxPendingHandshakes: Int??
+    /// `max_pending_handshakes_per_address` (top level only).
+    public var maxPendingHandshakesPerAddress: Int??
+    /// `max_connections_per_address` (top level only).
+    public var maxConnectionsPerAddress: Int??
+    /// `handshake_rate_per_address`: `per_second` and `burst` (top level only).
+    public var handshakeRatePerAddress: WebSocketAdmissionLimits.Rate??
+
+    /// The idle timeout of a file that sets none: a connection with no data either way for this long is closed
+    /// (1001), so that silent connections cannot hold slots forever.
+    public static let defaultIdleTimeout = TimeAmount.minutes(10)
+    /// The admission limits of a file that sets none: see docs/configuration.md.
+    public static let defaultAdmission = WebSocketAdmissionLimits(
+        maxPendingHandshakes: 1024, maxPendingHandshakesPerAddress: 32, maxConnectionsPerAddress: 256,
+        handshakeRatePerAddress: .init(perSecond: 50, burst: 100))
 
     enum Keys: String, CodingKey, CaseIterable {
         case maxConnections = "max_connections", maxFrameSize = "max_frame_size", maxMessageSize = "max_message_size"
         case handshakeTimeout = "handshake_timeout", idleTimeout = "idle_timeout", idleAction = "idle_action"
         case closeTimeout = "close_timeout", outboundQueueSize = "outbound_queue_size", slowConsumer = "slow_consumer"
-        case maxGroupsPerSocket = "max_groups_per_socket"
+        case maxGroupsPerSocket = "max_groups_per_socket", maxPendingHandshakes = "max_pending_handshakes"
+        case maxPendingHandshakesPerAddress = "max_pending_handshakes_per_address"
+        case maxConnectionsPerAddress = "max_connections_per_address", handshakeRatePerAddress = "handshake_rate_per_address"
     }
 
     public init() {}
@@ -208,12 +241,39 @@ public struct LimitsSection: Sendable, Decodable {
         self.maxFrameSize = try c.size(.maxFrameSize)
         self.maxMessageSize = try c.size(.maxMessageSize)
         self.handshakeTimeout = try c.duration(.handshakeTimeout)
-        self.idleTimeout = try c.duration(.idleTimeout)
+        self.idleTimeout = try c.optionalDuration(.idleTimeout)
         self.idleAction = try c.choice(.idleAction, IdleAction.self)
         self.closeTimeout = try c.duration(.closeTimeout)
         self.outboundQueueSize = try c.size(.outboundQueueSize)
         self.slowConsumer = try c.choice(.slowConsumer, SlowConsumerPolicy.self)
         self.maxGroupsPerSocket = try c.int(.maxGroupsPerSocket, in: 1...100_000)
+        self.maxPendingHandshakes = try c.limit(.maxPendingHandshakes, in: 1...1_000_000)
+        self.maxPendingHandshakesPerAddress = try c.limit(.maxPendingHandshakesPerAddress, in: 1...1_000_000)
+        self.maxConnectionsPerAddress = try c.limit(.maxConnectionsPerAddress, in: 1...1_000_000)
+        self.handshakeRatePerAddress = try c.optionalSection(.handshakeRatePerAddress, HandshakeRateSection.self).map { $0?.rate }
+    }
+
+    /// The keys that only the top level may set, each with why, and whether this section sets it.
+    var topLevelOnlyKeySet: (key: String, why: String)? {
+        let checks: [(Bool, Keys, String)] = [
+            (self.handshakeTimeout != nil, .handshakeTimeout, "the timeout runs before a request's route is known"),
+            (self.maxGroupsPerSocket != nil, .maxGroupsPerSocket, "subscriptions are checked for every socket alike"),
+            (self.maxPendingHandshakes != nil, .maxPendingHandshakes, "admission limits apply before a request's route is known"),
+            (self.maxPendingHandshakesPerAddress != nil, .maxPendingHandshakesPerAddress, "admission limits apply before a request's route is known"),
+            (self.maxConnectionsPerAddress != nil, .maxConnectionsPerAddress, "admission limits apply before a request's route is known"),
+            (self.handshakeRatePerAddress != nil, .handshakeRatePerAddress, "admission limits apply before a request's route is known"),
+        ]
+        return checks.first { $0.0 }.map { ($0.1.rawValue, $0.2) }
+    }
+
+    /// The admission limits: the defaults, with what this (top-level) section sets.
+    var admission: WebSocketAdmissionLimits {
+        var limits = Self.defaultAdmission
+        if let value = self.maxPendingHandshakes { limits.maxPendingHandshakes = value }
+        if let value = self.maxPendingHandshakesPerAddress { limits.maxPendingHandshakesPerAddress = value }
+        if let value = self.maxConnectionsPerAddress { limits.maxConnectionsPerAddress = value }
+        if let value = self.handshakeRatePerAddress { limits.handshakeRatePerAddress = value }
+        return limits
     }
 
     /// Applies these settings over a connection configuration.
@@ -226,12 +286,31 @@ public struct LimitsSection: Sendable, Decodable {
     }
 }
 
+/// `limits.handshake_rate_per_address`.
+struct HandshakeRateSection: Decodable {
+    var rate: WebSocketAdmissionLimits.Rate
+
+    enum Keys: String, CodingKey, CaseIterable { case perSecond = "per_second", burst }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.section(Keys.self)
+        guard let perSecond = try c.number(.perSecond) else {
+            throw ConfigError(key: keyPath(decoder.codingPath + [Keys.perSecond]), value: "nothing", expected: "a positive number")
+        }
+        let burst = try c.int(.burst, in: 1...1_000_000) ?? max(1, Int((perSecond * 2).rounded(.up)))
+        self.rate = .init(perSecond: perSecond, burst: burst)
+    }
+}
+
 /// `keepalive`.
 public struct KeepaliveSection: Sendable, Decodable {
     public var pingInterval: TimeAmount = .seconds(25)
     public var pongTimeout: TimeAmount = .seconds(10)
 
     enum Keys: String, CodingKey, CaseIterable { case pingInterval = "ping_interval", pongTimeout = "pong_timeout" }
+
+    /// The defaults: a ping every 25 s, answered within 10 s.
+    public init() {}
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.section(Keys.self)

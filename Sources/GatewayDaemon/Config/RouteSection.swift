@@ -48,16 +48,10 @@ public struct RouteSection: Sendable, Decodable {
         self.subprotocols = try c.texts(.subprotocols) ?? []
         self.codec = try c.codec(.codec, .preprocessors, .postprocessors)
         self.limits = try c.nested(.limits, LimitsSection.self) ?? LimitsSection()
-        if self.limits.handshakeTimeout != nil {
-            // The handshake timeout runs before the request's path (and so its route) is known.
+        if let (key, why) = self.limits.topLevelOnlyKeySet {
             throw ConfigError(
-                key: keyPath(here + [Keys.limits]) + ".handshake_timeout", value: "a per-route handshake timeout",
-                expected: "limits.handshake_timeout at the top level: the timeout runs before a request's route is known")
-        }
-        if self.limits.maxGroupsPerSocket != nil {
-            throw ConfigError(
-                key: keyPath(here + [Keys.limits]) + ".max_groups_per_socket", value: "a per-route group limit",
-                expected: "limits.max_groups_per_socket at the top level: subscriptions are checked for every socket alike")
+                key: keyPath(here + [Keys.limits]) + ".\(key)", value: "a per-route \(key)",
+                expected: "limits.\(key) at the top level: \(why)")
         }
         self.rateLimit = try c.nested(.rateLimit, RateLimitSection.self)?.limit
         self.allowedOrigins = try c.texts(.allowedOrigins)

@@ -23,6 +23,10 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     private let onUpgrade: @Sendable (WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision
     /// Where an accepted connection is served, and where a pending decision is counted.
     private let served: ServedConnections
+    /// Where the connection is counted from its arrival until its handshake ends (and, upgraded, until it closes).
+    private let admission: ServerAdmission
+    /// Whether the connection is counted as pending by `admission`.
+    private var isPending = false
     private let httpHandlers: [any RemovableChannelHandler]
     private var state = State.awaitingHead
     private var timeout: Scheduled<Void>?
@@ -35,8 +39,10 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         httpHandlers: [any RemovableChannelHandler],
         decideNow: (@Sendable (WebSocketUpgradeRequest) -> WebSocketUpgradeDecision?)? = nil,
         onUpgrade: @escaping @Sendable (WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision,
-        served: ServedConnections
+        served: ServedConnections,
+        admission: ServerAdmission
     ) {
+        self.admission = admission
         self.configuration = configuration
         self.httpHandlers = httpHandlers
         self.decideNow = decideNow
@@ -60,6 +66,41 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     func handlerRemoved(context: ChannelHandlerContext) {
         self.timeout?.cancel()
         self.decision?.cancel()
+        self.endHandshake(context: context, upgraded: false)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        guard let refusal = self.admission.arrived(context.channel.remoteAddress) else {
+            self.isPending = true
+            return
+        }
+        guard self.configuration.tls == nil else {
+            // An answer would wait for the TLS handshake that the limit is there to avoid.
+            self.state = .done
+            self.timeout?.cancel()
+            return context.close(promise: nil)
+        }
+        self.reject(
+            .init(status: refusal.status, reason: refusal.reason(self.admission.limits), headers: ["Retry-After": "\(refusal.retryAfterSeconds)"]),
+            context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.endHandshake(context: context, upgraded: false)
+        context.fireChannelInactive()
+    }
+
+    /// Ends the connection's count as pending, once; an upgraded one is counted as open until it closes.
+    private func endHandshake(context: ChannelHandlerContext, upgraded: Bool) {
+        guard self.isPending else { return }
+        self.isPending = false
+        let address = context.channel.remoteAddress
+        self.admission.handshakeEnded(address, upgraded: upgraded)
+        if upgraded {
+            let admission = self.admission
+            context.channel.closeFuture.whenComplete { _ in admission.closed(address) }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -158,6 +199,7 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
                 on: context.channel, role: .server, request: request.head, subprotocol: subprotocol,
                 compression: compression, isSecure: request.isSecure, configuration: connection,
                 position: .after(self))
+            self.endHandshake(context: context, upgraded: true)
             // The application learns of the connection before the client does, so a client can never send (or
             // be sent) something the application does not know about yet.
             acceptance.onInstalled?(socket)
@@ -173,6 +215,7 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     private func reject(_ rejection: WebSocketHandshakeRejection, context: ChannelHandlerContext) {
         self.state = .done
         self.timeout?.cancel()
+        self.endHandshake(context: context, upgraded: false)
         let body = ByteBuffer(string: rejection.reason + "\n")
         var headers = rejection.headers
         headers.replaceOrAdd(name: "Content-Type", value: "text/plain; charset=utf-8")
@@ -181,10 +224,21 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         let head = HTTPResponseHead(version: .http1_1, status: rejection.status, headers: headers)
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { result in
+            guard case .success = result, self.configuration.tls == nil else { return context.close(promise: nil) }
+            // A lingering close, as HTTP servers do: the answer may leave before the client has sent its whole
+            // request (an admission refusal answers at once), and closing with unread input would reset the
+            // connection and lose the answer. Output is shut down, input is read and dropped until the client
+            // closes, for at most `lingerTime`.
+            context.close(mode: .output, promise: nil)
+            context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) {
+                if context.channel.isActive { context.close(promise: nil) }
+            }
         }
     }
+
+    /// How long a refused connection's input is drained after its answer left.
+    static let lingerTime = TimeAmount.seconds(1)
 
     /// Splits a request target into path and query.
     static func split(_ uri: String) -> (path: String, query: String) {

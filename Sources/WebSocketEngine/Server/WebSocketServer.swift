@@ -27,6 +27,11 @@ public struct WebSocketServerConfiguration: Sendable {
     /// receive buffer for its next read, so an idle connection holds one buffer of about this size (SwiftNIO's own
     /// default is 2 KiB).
     public var initialReceiveBufferSize: Int
+    /// Limits on connections in their handshake and per source address (see ``WebSocketAdmissionLimits``).
+    public var admission: WebSocketAdmissionLimits
+    /// Told of refused connections and of accept errors, for logs and metrics. Called on event loops: it must not
+    /// block.
+    public var onEvent: (@Sendable (WebSocketServerEvent) -> Void)?
 
     /// Creates a configuration with the documented defaults.
     public init(
@@ -38,8 +43,12 @@ public struct WebSocketServerConfiguration: Sendable {
         requestLimits: WebSocketRequestLimits = .init(),
         handshakeTimeout: TimeAmount = .seconds(10),
         backlog: Int32 = 1024,
-        initialReceiveBufferSize: Int = 512
+        initialReceiveBufferSize: Int = 512,
+        admission: WebSocketAdmissionLimits = .init(),
+        onEvent: (@Sendable (WebSocketServerEvent) -> Void)? = nil
     ) {
+        self.admission = admission
+        self.onEvent = onEvent
         self.host = host
         self.port = port
         self.tls = tls
@@ -89,7 +98,13 @@ public final class WebSocketServer: Sendable {
     ) async throws -> WebSocketServer {
         let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
         let served = ServedConnections()
+        let admission = ServerAdmission(limits: configuration.admission, onEvent: configuration.onEvent)
         let listener = try await ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(onEvent: configuration.onEvent))
+                }
+            }
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -110,7 +125,7 @@ public final class WebSocketServer: Sendable {
                     try sync.addHandler(
                         ServerUpgradeHandler(
                             configuration: configuration, httpHandlers: [decoder, encoder],
-                            decideNow: decideNow, onUpgrade: onUpgrade, served: served))
+                            decideNow: decideNow, onUpgrade: onUpgrade, served: served, admission: admission))
                 }
             }
             .bind(host: configuration.host, port: configuration.port)

@@ -1,0 +1,85 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Logging
+import Metrics
+import NIOConcurrencyHelpers
+import NIOCore
+import WebSocketEngine
+
+/// Turns the listener's events (connections refused by an admission limit, accept errors) into metrics and log
+/// lines. Every event is counted; the log says each kind at most once per ``logInterval``, with how many it left
+/// out, so that an attack cannot flood the log.
+///
+/// Metrics: `wsgate_connections_total{route="",result="refused",reason}` per refusal (the reasons of
+/// ``WebSocketAdmissionRefusal``), `wsgate_accept_errors_total{error}` per failed accept (`EMFILE`, ...).
+final class ListenerEventReporter: Sendable {
+    static let logInterval = TimeAmount.seconds(10)
+
+    private let logger: Logger
+    private let limits: WebSocketAdmissionLimits
+    /// Per kind of event: when it was last logged, and how many were not logged since.
+    private let logged = NIOLockedValueBox<[String: (at: NIODeadline, skipped: Int)]>([:])
+
+    init(logger: Logger, limits: WebSocketAdmissionLimits) {
+        self.logger = logger
+        self.limits = limits
+    }
+
+    /// The daemon's configuration key of an admission limit, named in the log.
+    static func configurationKey(_ refusal: WebSocketAdmissionRefusal) -> String {
+        switch refusal {
+        case .pendingHandshakes: return "max_pending_handshakes"
+        case .pendingHandshakesPerAddress: return "max_pending_handshakes_per_address"
+        case .connectionsPerAddress: return "max_connections_per_address"
+        case .handshakeRate: return "handshake_rate_per_address"
+        }
+    }
+
+    func report(_ event: WebSocketServerEvent) {
+        switch event {
+        case .refused(let refusal, let address):
+            RouteMetrics.refused(route: "", reason: refusal.rawValue)
+            self.log(kind: refusal.rawValue, level: .warning) { skipped in
+                "connection from \(address?.ipAddress ?? "?") refused before its handshake: \(refusal.reason(self.limits))"
+                    + " (limits.\(Self.configurationKey(refusal)))"
+                    + (skipped > 0 ? " (\(skipped) more refused for this reason since the last report)" : "")
+            }
+        case .acceptFailed(let errno, let pause):
+            let name = Self.errnoName(errno)
+            Counter(label: "wsgate_accept_errors_total", dimensions: [("error", name)]).increment()
+            self.log(kind: name, level: .error) { skipped in
+                "accepting connections failed with \(name)"
+                    + (name == "EMFILE" || name == "ENFILE" ? " (out of file descriptors: raise `ulimit -n` or lower limits.max_connections)" : "")
+                    + "; accepts paused for \(pause.nanoseconds / 1_000_000) ms"
+                    + (skipped > 0 ? " (\(skipped) more failures since the last report)" : "")
+            }
+        }
+    }
+
+    private func log(kind: String, level: Logger.Level, message: (Int) -> String) {
+        let now = NIODeadline.now()
+        let skipped: Int? = self.logged.withLockedValue { logged in
+            if let last = logged[kind], now - last.at < Self.logInterval {
+                logged[kind]?.skipped += 1
+                return nil
+            }
+            defer { logged[kind] = (now, 0) }
+            return logged[kind]?.skipped ?? 0
+        }
+        guard let skipped else { return }
+        self.logger.log(level: level, "\(message(skipped))")
+    }
+
+    static func errnoName(_ errno: CInt) -> String {
+        switch errno {
+        case EMFILE: return "EMFILE"
+        case ENFILE: return "ENFILE"
+        case ENOBUFS: return "ENOBUFS"
+        case ENOMEM: return "ENOMEM"
+        default: return "errno \(errno)"
+        }
+    }
+}
