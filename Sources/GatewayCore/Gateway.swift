@@ -25,6 +25,8 @@ public final class Gateway: Service, Sendable {
     private let server = NIOLockedValueBox<WebSocketServer?>(nil)
     /// The tasks serving outbound sockets (``run()`` waits for them).
     let sessions = SessionTasks()
+    /// The bound on the outbound queues of all inbound connections together (``GatewayConfiguration/maxOutboundQueuedBytes``).
+    public let outboundBudget: WebSocketOutboundBudget?
     /// Connections admitted (reserved at the upgrade, released when they end): in all and per route.
     private let admitted = NIOLockedValueBox<(total: Int, byRoute: [String: Int])>((0, [:]))
 
@@ -35,6 +37,7 @@ public final class Gateway: Service, Sendable {
     ) throws(GatewayConfigurationError) {
         self.configuration = configuration
         self.directory = directory
+        self.outboundBudget = configuration.maxOutboundQueuedBytes.map { WebSocketOutboundBudget(limit: $0) }
         var routes: [(RouteTemplate, GatewayRoute)] = []
         var seen = Set<String>()
         for (index, route) in configuration.routes.enumerated() {
@@ -235,6 +238,7 @@ public final class Gateway: Service, Sendable {
         var connection = route.connection ?? self.configuration.server.connection
         // A full outbound queue is handled by the gateway's slow-consumer policy, never by waiting.
         connection.outboundBackpressure = .fail
+        connection.outboundBudget = self.outboundBudget
         let setup = ConnectionSetup(
             id: pending.id, route: pending.template, uri: pending.uri, path: request.path,
             parameters: pending.parameters, queryString: request.query, clientCertificate: request.clientCertificateSubject,

@@ -29,6 +29,10 @@ public struct GatewayConfiguration: Sendable {
     /// The most groups one connection may be in (default 64); more are refused with
     /// ``GatewayError/groupLimit(_:)``, and an upgrade whose route groups exceed it is refused with 400.
     public var maxGroupsPerSocket = 64
+    /// The most bytes the outbound queues of all inbound connections may hold together (default 512 MiB; `nil`:
+    /// only each connection's `outboundQueueSize` bounds them). Beyond it, a connection with bytes already waiting
+    /// is a slow consumer (``slowConsumer``); see ``WebSocketOutboundBudget``.
+    public var maxOutboundQueuedBytes: Int? = 512 << 20
     /// The longest group name, in UTF-8 bytes.
     public static let maxGroupNameLength = 256
     /// The `Retry-After` (seconds) of a 503 answer to an upgrade at capacity (gateway or route `max_connections`).

@@ -160,6 +160,19 @@ struct GatewayProtectionTests {
         }
     }
 
+    @Test func aPingFloodTakesFromTheRateLimitToo() async throws {
+        let configuration = GatewayConfiguration(
+            routes: [try GatewayRoute(path: "/rl", handler: EchoHandler())],
+            rateLimit: RateLimit(messagesPerSecond: 0.001, burst: 3, onExceed: .close), clock: ManualClock())
+        try await withGateway(configuration) { _, port in
+            let client = try await connect(port, "/rl")
+            for _ in 0..<10 { try? await client.ping(ByteBuffer(string: "flood")) }
+            // The pongs of the admitted pings come back as events, then the close.
+            while let message = try await client.receive() { Issue.record("unexpected \(message)") }
+            #expect(await client.closeInfo == WebSocketCloseInfo(code: .policyViolation, reason: "rate limit exceeded", initiatedLocally: false))
+        }
+    }
+
     @Test func idleConnectionsAreToldAndClosedWith1001() async throws {
         let events = Mailbox<GatewayEvent.Kind>()
         var connection = WebSocketConfiguration()

@@ -177,7 +177,9 @@ public struct GatewayEvents: AsyncSequence, Sendable {
             case .binary(let data):
                 self.deliver(bytes: data.readableBytes, text: nil, binary: data)
             case .ping(let payload):
-                self.pending.append(.ping(payload))
+                // Pings take from the rate limit's bucket too (the engine has answered them already): a flood of
+                // pings closes the connection like a flood of messages, or is not reported under `drop`.
+                if self.admit(countingBytes: nil) == .admitted { self.pending.append(.ping(payload)) }
             case .pong(let payload):
                 self.pending.append(.pong(payload))
             case .idleTimeout:
@@ -258,7 +260,7 @@ public struct GatewayEvents: AsyncSequence, Sendable {
 
         /// Counts a message, applies the rate limit, then the codec.
         private func deliver(bytes: Int, text: String?, binary: ByteBuffer?) {
-            switch self.admit(bytes: bytes) {
+            switch self.admit(countingBytes: bytes) {
             case .closing: return
             case .dropped: return self.pending.append(.error("rate limit exceeded: message dropped"))
             case .admitted: break
@@ -284,9 +286,10 @@ public struct GatewayEvents: AsyncSequence, Sendable {
             case closing
         }
 
-        /// Counts an inbound message and applies the rate limit.
-        private func admit(bytes: Int) -> Admission {
-            self.connection.countInbound(bytes: bytes)
+        /// Counts an inbound message of `countingBytes` (`nil` for a ping, which is not counted as a message) and
+        /// applies the rate limit.
+        private func admit(countingBytes bytes: Int?) -> Admission {
+            if let bytes { self.connection.countInbound(bytes: bytes) }
             guard var bucket = self.bucket else { return .admitted }
             defer { self.bucket = bucket }
             if bucket.take(now: self.clock.now()) { return .admitted }

@@ -151,6 +151,13 @@ extension KeyedDecodingContainer {
         return value == .zero ? .some(nil) : value
     }
 
+    /// A size that `off` turns off: `nil` when absent, `.some(nil)` when off.
+    func optionalSize(_ key: Key) throws -> Int?? {
+        guard let text = try self.text(key) else { return nil }
+        if text == "off" { return .some(nil) }
+        return try self.size(key)
+    }
+
     /// A section that `off` (or `false`) turns off: `nil` when absent, `.some(nil)` when off.
     func optionalSection<T: Decodable>(_ key: Key, _ type: T.Type) throws -> T?? {
         guard self.contains(key), try !self.decodeNil(forKey: key) else { return nil }

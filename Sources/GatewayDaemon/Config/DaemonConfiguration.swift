@@ -215,6 +215,9 @@ public struct LimitsSection: Sendable, Decodable {
     public var maxConnectionsPerAddress: Int??
     /// `handshake_rate_per_address`: `per_second` and `burst` (top level only).
     public var handshakeRatePerAddress: WebSocketAdmissionLimits.Rate??
+    /// `max_outbound_queued_total`: the outbound queues of all connections together (top level only; `.some(nil)`
+    /// when `off`).
+    public var maxOutboundQueuedTotal: Int??
 
     /// The idle timeout of a file that sets none: a connection with no data either way for this long is closed
     /// (1001), so that silent connections cannot hold slots forever.
@@ -231,6 +234,7 @@ public struct LimitsSection: Sendable, Decodable {
         case maxGroupsPerSocket = "max_groups_per_socket", maxPendingHandshakes = "max_pending_handshakes"
         case maxPendingHandshakesPerAddress = "max_pending_handshakes_per_address"
         case maxConnectionsPerAddress = "max_connections_per_address", handshakeRatePerAddress = "handshake_rate_per_address"
+        case maxOutboundQueuedTotal = "max_outbound_queued_total"
     }
 
     public init() {}
@@ -251,6 +255,7 @@ public struct LimitsSection: Sendable, Decodable {
         self.maxPendingHandshakesPerAddress = try c.limit(.maxPendingHandshakesPerAddress, in: 1...1_000_000)
         self.maxConnectionsPerAddress = try c.limit(.maxConnectionsPerAddress, in: 1...1_000_000)
         self.handshakeRatePerAddress = try c.optionalSection(.handshakeRatePerAddress, HandshakeRateSection.self).map { $0?.rate }
+        self.maxOutboundQueuedTotal = try c.optionalSize(.maxOutboundQueuedTotal)
     }
 
     /// The keys that only the top level may set, each with why, and whether this section sets it.
@@ -262,6 +267,7 @@ public struct LimitsSection: Sendable, Decodable {
             (self.maxPendingHandshakesPerAddress != nil, .maxPendingHandshakesPerAddress, "admission limits apply before a request's route is known"),
             (self.maxConnectionsPerAddress != nil, .maxConnectionsPerAddress, "admission limits apply before a request's route is known"),
             (self.handshakeRatePerAddress != nil, .handshakeRatePerAddress, "admission limits apply before a request's route is known"),
+            (self.maxOutboundQueuedTotal != nil, .maxOutboundQueuedTotal, "it bounds every connection's queue together"),
         ]
         return checks.first { $0.0 }.map { ($0.1.rawValue, $0.2) }
     }

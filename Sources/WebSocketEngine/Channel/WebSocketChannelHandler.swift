@@ -35,6 +35,10 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     /// Sends waiting for the outbound queue to drain (backpressure policy `.wait`), in order.
     private var waitingWrites: Deque<(ByteBuffer, EventLoopPromise<Void>?)> = []
     var closeTimer: Scheduled<Void>?
+    /// What this connection's queue adds to ``WebSocketConfiguration/outboundBudget`` (see
+    /// ``observeOutboundQueue()``), and whether a marker write watches it drain.
+    var budgetedBytes = 0
+    var watchingDrain = false
     var keepaliveTimer: Scheduled<Void>?
     var idleTimer: Scheduled<Void>?
     private var barrierTimer: Scheduled<Void>?
@@ -200,7 +204,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
 
     /// Whether a data frame can be written now: the channel is writable and no send waits for room before it.
     private func hasRoom(_ context: ChannelHandlerContext) -> Bool {
-        context.channel.isWritable && self.waitingWrites.isEmpty
+        context.channel.isWritable && self.waitingWrites.isEmpty && self.budgetHasRoom
     }
 
     /// ``sendFromLoop(_:)`` for a prepared message.
@@ -290,6 +294,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
             self.context?.read()
         case .flush(let thenRead):
             self.context?.flush()
+            self.observeOutboundQueue()
             if thenRead { self.context?.read() }
         case .scheduleFlush:
             self.eventLoop.assumeIsolated().execute {
@@ -404,6 +409,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         guard first else { return }
         self.cancelTimers()
         let info = self.machine.connectionClosed()
+        self.releaseOutboundBudget()
         while let (_, promise) = self.waitingWrites.popFirst() {
             promise?.fail(WebSocketError.connectionClosed)
         }

@@ -42,6 +42,9 @@ public struct WebSocketConfiguration: Sendable {
     public var outboundBackpressure: OutboundBackpressure
     /// Inbound events buffered for the application before the connection stops reading (default 16).
     public var inboundBufferedEvents: Int
+    /// A bound on the outbound queues of every connection sharing it, beside this one's `outboundQueueSize`
+    /// (default none: a gateway sets its own).
+    public var outboundBudget: WebSocketOutboundBudget?
 
     /// Creates a configuration with the documented defaults.
     public init(
