@@ -77,6 +77,7 @@ public struct Daemon: Sendable {
             allowedOrigins: file.allowedOrigins.isEmpty ? nil : file.allowedOrigins,
             slowConsumer: file.limits.slowConsumer ?? .close, logger: logger, outbound: file.outboundDefaults.defaults)
         configuration.services = handlers.bridges.keys.sorted().compactMap { handlers.bridges[$0] }
+        configuration.services.append(EventLoopLagProbe())
         if let groups = file.limits.maxGroupsPerSocket { configuration.maxGroupsPerSocket = groups }
         if let total = file.limits.maxOutboundQueuedTotal { configuration.maxOutboundQueuedBytes = total }
         return configuration

@@ -117,6 +117,7 @@ struct DaemonAdminTests {
         #expect(status == 404 && json["type"] as? String == "not_found")
         let metrics = try await daemon.admin(.GET, "/metrics")
         #expect(metrics.status == 200 && metrics.body.contains("wsgate_connections_total") && metrics.body.contains("wsgate_messages_total"))
+        #expect(metrics.body.contains("wsgate_event_loop_lag_seconds{loop=\"max\"}"), "the event-loop lag probe reports")
         let document = try await daemon.admin(.GET, "/openapi.yaml")
         #expect(document.status == 200 && document.body.hasPrefix("openapi: 3"))
         #expect(await daemon.stop() == 0)
