@@ -50,13 +50,24 @@ struct AdmissionLoopbackTests {
         }
     }
 
-    @Test func theTotalOfPendingHandshakesIsCappedWith503() async throws {
-        try await withServer(self.server(.init(maxPendingHandshakes: 2, maxPendingHandshakesPerAddress: nil)), onUpgrade: echoUpgrade) { port in
-            let silent = [try await RawTCP.hold(port: port, from: "127.0.0.2"), try await RawTCP.hold(port: port, from: "127.0.0.3")]
-            let refused = try await self.eventually("503", port, from: "127.0.0.4")
-            #expect(refused.contains("too many handshakes in progress (2)") && refused.contains("Retry-After: 5"))
-            for channel in silent { try await channel.close() }
-            _ = try await self.eventually("101", port, from: "127.0.0.4")
+    @Test func atTheTotalCapANewClientEvictsTheOldestPartialRequest() async throws {
+        let events = Mailbox<WebSocketServerEvent>()
+        try await withServer(self.server(.init(maxPendingHandshakes: 2, maxPendingHandshakesPerAddress: nil), events: events), onUpgrade: echoUpgrade) { port in
+            let oldest = try await RawTCP.hold(port: port, from: "127.0.0.2", send: Array("GET / HTTP/1.1\r\n".utf8))
+            try await Task.sleep(for: .milliseconds(100))
+            let newer = try await RawTCP.hold(port: port, from: "127.0.0.3")
+            // Both have been at it for over a second (the least age that may be evicted): a real client gets in.
+            try await Task.sleep(for: .milliseconds(1_200))
+            #expect(try await self.upgrade(port, from: "127.0.0.4").hasPrefix("HTTP/1.1 101"))
+            try await within(10, "the oldest partial request closed") { try await oldest.closeFuture.get() }
+            let event = try await within(5, "the eviction event") { await events.take() }
+            guard case .evicted(let address) = event else {
+                Issue.record("unexpected event \(String(describing: event))")
+                return
+            }
+            #expect(address?.ipAddress == "127.0.0.2")
+            #expect(newer.isActive)
+            try await newer.close()
         }
     }
 

@@ -47,6 +47,13 @@ final class ListenerEventReporter: Sendable {
                     + " (limits.\(Self.configurationKey(refusal)))"
                     + (skipped > 0 ? " (\(skipped) more refused for this reason since the last report)" : "")
             }
+        case .evicted(let address):
+            RouteMetrics.refused(route: "", reason: "evicted_slow_handshake")
+            self.log(kind: "evicted", level: .warning) { skipped in
+                "connection from \(address?.ipAddress ?? "?") closed after sending part of its request for over a second:"
+                    + " \(self.limits.maxPendingHandshakes ?? 0) handshakes were in progress (limits.max_pending_handshakes)"
+                    + (skipped > 0 ? " (\(skipped) more since the last report)" : "")
+            }
         case .acceptFailed(let errno, let pause):
             let name = Self.errnoName(errno)
             Counter(label: "wsgate_accept_errors_total", dimensions: [("error", name)]).increment()

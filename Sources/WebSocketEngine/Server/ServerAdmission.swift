@@ -2,17 +2,24 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// The server's ``AdmissionStateMachine``, shared by the event loops of its connections (each call takes a lock),
-/// and where refusals are reported (``WebSocketServerConfiguration/onEvent``).
+/// the channels it may evict, and where refusals and evictions are reported (``WebSocketServerConfiguration/onEvent``).
 final class ServerAdmission: Sendable {
+    private struct State {
+        var machine: AdmissionStateMachine
+        /// Pending connections, which a newcomer may evict.
+        var channels: [UInt64: any Channel] = [:]
+        var nextID: UInt64 = 0
+    }
+
     let limits: WebSocketAdmissionLimits
-    private let machine: NIOLockedValueBox<AdmissionStateMachine>
+    private let state: NIOLockedValueBox<State>
     private let onEvent: (@Sendable (WebSocketServerEvent) -> Void)?
     /// With no limit at all, connections are not counted.
     let isEnabled: Bool
 
     init(limits: WebSocketAdmissionLimits, onEvent: (@Sendable (WebSocketServerEvent) -> Void)?) {
         self.limits = limits
-        self.machine = NIOLockedValueBox(AdmissionStateMachine(limits: limits))
+        self.state = NIOLockedValueBox(State(machine: AdmissionStateMachine(limits: limits)))
         self.onEvent = onEvent
         self.isEnabled = limits != .unlimited
     }
@@ -22,28 +29,62 @@ final class ServerAdmission: Sendable {
         address?.ipAddress
     }
 
-    /// A connection arrived: `nil` when admitted (it must be ended with ``handshakeEnded(_:upgraded:)``), else why
-    /// not (reported to `onEvent`).
-    func arrived(_ address: SocketAddress?) -> WebSocketAdmissionRefusal? {
-        guard self.isEnabled else { return nil }
-        let key = Self.key(of: address)
-        let verdict = self.machine.withLockedValue { $0.connectionArrived(from: key, now: .now()) }
-        guard case .refuse(let refusal) = verdict else { return nil }
-        self.onEvent?(.refused(refusal, address: address))
-        return refusal
+    /// `channel` arrived: its id when admitted (end it with ``handshakeEnded(_:upgraded:)``), else why not (reported
+    /// to `onEvent`). Admitting it may close the oldest connection still sending its request.
+    func arrived(_ channel: any Channel) -> Result<UInt64, WebSocketAdmissionRefusal> {
+        guard self.isEnabled else { return .success(0) }
+        let address = channel.remoteAddress
+        let (id, verdict, evicted) = self.state.withLockedValue { state in
+            state.nextID += 1
+            let id = state.nextID
+            let verdict = state.machine.connectionArrived(id, from: Self.key(of: address), now: .now())
+            var evicted: (any Channel)?
+            switch verdict {
+            case .admit:
+                state.channels[id] = channel
+            case .admitEvicting(let old, _):
+                state.channels[id] = channel
+                evicted = state.channels.removeValue(forKey: old)
+            case .refuse:
+                break
+            }
+            return (id, verdict, evicted)
+        }
+        switch verdict {
+        case .admit:
+            return .success(id)
+        case .admitEvicting:
+            evicted?.close(promise: nil)
+            self.onEvent?(.evicted(address: evicted?.remoteAddress))
+            return .success(id)
+        case .refuse(let refusal):
+            self.onEvent?(.refused(refusal, address: address))
+            return .failure(refusal)
+        }
+    }
+
+    /// An admitted connection's request arrived whole: it is no longer evicted.
+    func requestReceived(_ id: UInt64) {
+        guard self.isEnabled else { return }
+        self.state.withLockedValue { state in
+            state.machine.requestReceived(id)
+            state.channels[id] = nil
+        }
     }
 
     /// An admitted connection's handshake ended.
-    func handshakeEnded(_ address: SocketAddress?, upgraded: Bool) {
+    func handshakeEnded(_ id: UInt64, upgraded: Bool) {
         guard self.isEnabled else { return }
-        let key = Self.key(of: address)
-        self.machine.withLockedValue { $0.handshakeEnded(from: key, upgraded: upgraded) }
+        self.state.withLockedValue { state in
+            state.machine.handshakeEnded(id, upgraded: upgraded)
+            state.channels[id] = nil
+        }
     }
 
     /// An upgraded connection closed.
     func closed(_ address: SocketAddress?) {
         guard self.isEnabled else { return }
         let key = Self.key(of: address)
-        self.machine.withLockedValue { $0.connectionClosed(from: key) }
+        self.state.withLockedValue { $0.machine.connectionClosed(from: key) }
     }
 }

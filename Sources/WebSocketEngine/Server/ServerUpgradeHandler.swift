@@ -25,8 +25,8 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     private let served: ServedConnections
     /// Where the connection is counted from its arrival until its handshake ends (and, upgraded, until it closes).
     private let admission: ServerAdmission
-    /// Whether the connection is counted as pending by `admission`.
-    private var isPending = false
+    /// The connection's id in `admission` while it is counted as pending.
+    private var pendingID: UInt64?
     private let httpHandlers: [any RemovableChannelHandler]
     private var state = State.awaitingHead
     private var timeout: Scheduled<Void>?
@@ -71,9 +71,13 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
 
     func channelActive(context: ChannelHandlerContext) {
         context.fireChannelActive()
-        guard let refusal = self.admission.arrived(context.channel.remoteAddress) else {
-            self.isPending = true
+        let refusal: WebSocketAdmissionRefusal
+        switch self.admission.arrived(context.channel) {
+        case .success(let id):
+            self.pendingID = id
             return
+        case .failure(let reason):
+            refusal = reason
         }
         guard self.configuration.tls == nil else {
             // An answer would wait for the TLS handshake that the limit is there to avoid.
@@ -93,10 +97,10 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
 
     /// Ends the connection's count as pending, once; an upgraded one is counted as open until it closes.
     private func endHandshake(context: ChannelHandlerContext, upgraded: Bool) {
-        guard self.isPending else { return }
-        self.isPending = false
+        guard let id = self.pendingID else { return }
+        self.pendingID = nil
         let address = context.channel.remoteAddress
-        self.admission.handshakeEnded(address, upgraded: upgraded)
+        self.admission.handshakeEnded(id, upgraded: upgraded)
         if upgraded {
             let admission = self.admission
             context.channel.closeFuture.whenComplete { _ in admission.closed(address) }
@@ -115,6 +119,7 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         case (.body, .awaitingEnd):
             self.reject(.init(status: .badRequest, reason: "an upgrade request must not have a body"), context: context)
         case (.end, .awaitingEnd(let head, let offer)):
+            if let id = self.pendingID { self.admission.requestReceived(id) }
             self.decide(head: head, offer: offer, context: context)
         default:
             // Anything after the request (or after a rejection) is ignored until the connection closes.

@@ -11,7 +11,8 @@ import NIOHTTP1
 /// client behind a NAT shares its limits with its neighbours: raise the per-address limits where many clients come
 /// from one address.
 public struct WebSocketAdmissionLimits: Sendable, Hashable {
-    /// The most connections still in their opening handshake, in total (default 1,024); more get 503.
+    /// The most connections still in their opening handshake, in total (default 1,024). Beyond it a new connection
+    /// evicts the oldest one that has been sending its request for a second or more (slowloris), else gets 503.
     public var maxPendingHandshakes: Int?
     /// The most connections still in their opening handshake from one address (default 32); more get 429.
     public var maxPendingHandshakesPerAddress: Int?
@@ -52,7 +53,7 @@ public struct WebSocketAdmissionLimits: Sendable, Hashable {
 }
 
 /// Why a new connection was refused before its handshake.
-public enum WebSocketAdmissionRefusal: String, Sendable, Hashable, CaseIterable {
+public enum WebSocketAdmissionRefusal: String, Error, Sendable, Hashable, CaseIterable {
     /// ``WebSocketAdmissionLimits/maxPendingHandshakes`` reached (503).
     case pendingHandshakes = "pending_handshakes"
     /// ``WebSocketAdmissionLimits/maxPendingHandshakesPerAddress`` reached (429).
@@ -92,6 +93,9 @@ public enum WebSocketAdmissionRefusal: String, Sendable, Hashable, CaseIterable 
 public enum WebSocketServerEvent: Sendable {
     /// A new connection was refused by an admission limit, before its handshake.
     case refused(WebSocketAdmissionRefusal, address: SocketAddress?)
+    /// At ``WebSocketAdmissionLimits/maxPendingHandshakes``, the connection that had been sending its request the
+    /// longest was closed to admit a new one.
+    case evicted(address: SocketAddress?)
     /// Accepting failed with a resource error (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): the listener stops
     /// accepting for `pause` (doubling while it keeps failing, at most a second) instead of retrying at once.
     case acceptFailed(errno: CInt, pause: TimeAmount)
