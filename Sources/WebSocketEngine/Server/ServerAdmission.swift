@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// The server's ``AdmissionStateMachine``, shared by the event loops of its connections (each call takes a lock),
 /// the channels it may evict, and where refusals and evictions are reported (``WebSocketServerConfiguration/onEvent``).
@@ -16,6 +17,11 @@ final class ServerAdmission: Sendable {
     private let onEvent: (@Sendable (WebSocketServerEvent) -> Void)?
     /// With no limit at all, connections are not counted.
     let isEnabled: Bool
+    /// Refused connections draining their input before they close (see ``startLingering()``).
+    private let lingering = Atomic<Int>(0)
+    /// The most refused connections that linger at once: beyond, they close at once, so that a flood of refused
+    /// connections cannot hold descriptors for the linger time each.
+    static let maxLingering = 256
 
     init(limits: WebSocketAdmissionLimits, onEvent: (@Sendable (WebSocketServerEvent) -> Void)?) {
         self.limits = limits
@@ -79,6 +85,22 @@ final class ServerAdmission: Sendable {
             state.machine.handshakeEnded(id, upgraded: upgraded)
             state.channels[id] = nil
         }
+    }
+
+    /// Whether a refused connection may linger (its answer may need its input drained to arrive); if so, end it
+    /// with ``endLingering()``.
+    func startLingering() -> Bool {
+        let count = self.lingering.add(1, ordering: .relaxed).newValue
+        guard count <= Self.maxLingering else {
+            self.lingering.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    /// A lingering connection closed.
+    func endLingering() {
+        self.lingering.subtract(1, ordering: .relaxed)
     }
 
     /// An upgraded connection closed.

@@ -230,11 +230,15 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { result in
-            guard case .success = result, self.configuration.tls == nil else { return context.close(promise: nil) }
+            guard case .success = result, self.configuration.tls == nil, self.admission.startLingering() else {
+                return context.close(promise: nil)
+            }
             // A lingering close, as HTTP servers do: the answer may leave before the client has sent its whole
             // request (an admission refusal answers at once), and closing with unread input would reset the
             // connection and lose the answer. Output is shut down, input is read and dropped until the client
-            // closes, for at most `lingerTime`.
+            // closes, for at most `lingerTime`; at most `ServerAdmission.maxLingering` connections linger at once.
+            let admission = self.admission
+            context.channel.closeFuture.whenComplete { _ in admission.endLingering() }
             context.close(mode: .output, promise: nil)
             context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) {
                 if context.channel.isActive { context.close(promise: nil) }
