@@ -73,6 +73,8 @@ struct ResourceLimitTests {
         // A body over max_body_size gets 413.
         let (status, body) = try await daemon.admin(.POST, "/v1/broadcast", body: #"{"message":"\#(String(repeating: "x", count: 100))"}"#)
         #expect(status == 413 && body.contains("body_too_large"), "\(status) \(body)")
+        #expect(try await self.metric(daemon, #"wsgate_admin_responses_total{status="413"}"#) == 1)
+        #expect(try await self.metric(daemon, #"wsgate_admin_responses_total{status="408"}"#) == 1)
         #expect(await daemon.stop() == 0)
     }
 

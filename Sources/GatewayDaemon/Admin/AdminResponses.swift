@@ -2,6 +2,7 @@ import FoundationEssentials
 import GatewayCore
 import HTTPTypes
 import Hummingbird
+import Metrics
 import NIOCore
 import NIOHTTP1
 
@@ -107,9 +108,16 @@ enum AdminJSON {
     static let noContent = Response(status: .noContent)
 }
 
-/// Turns every failure into the API's JSON error shape, unknown routes and methods included.
+/// Turns every failure into the API's JSON error shape, unknown routes and methods included, and counts every
+/// answer by status in `wsgate_admin_responses_total{status}` (refusals such as 413, 408, 403 and 401 included).
 struct AdminErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let response = await self.respond(request, context: context, next: next)
+        Counter(label: "wsgate_admin_responses_total", dimensions: [("status", String(response.status.code))]).increment()
+        return response
+    }
+
+    private func respond(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async -> Response {
         do {
             return try await next(request, context)
         } catch let error as AdminError {
