@@ -78,9 +78,10 @@ struct AdmissionStateMachineTests {
         // An upgraded connection is no longer pending: the address may start another handshake.
         harness.machine.handshakeEnded(first.id, upgraded: true)
         #expect(harness.arrive("10.0.0.1").verdict == .admit)
-        // A failed one is gone altogether.
+        // A failed one is gone altogether; without a per-address connection limit, open ones are not counted.
         harness.machine.handshakeEnded(second.id, upgraded: false)
-        #expect(harness.machine.entries["10.0.0.1"] == .init(pending: 1, open: 1, tokens: 0, refilled: Self.at(0)))
+        #expect(harness.machine.entries["10.0.0.1"] == .init(pending: 1, open: 0, tokens: 0, refilled: Self.at(0)))
+        #expect(!harness.machine.countsOpenConnections)
     }
 
     @Test func connectionsPerAddressCountPendingAndOpenOnesUntilTheyClose() {

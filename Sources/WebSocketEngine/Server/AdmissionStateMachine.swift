@@ -7,8 +7,8 @@ import NIOCore
 /// counts) and carries out the verdicts.
 ///
 /// Connections are known by ids the caller gives. Every admitted connection must be ended with
-/// ``handshakeEnded(_:upgraded:)`` (which ignores one already evicted) and, if it was upgraded, closed exactly once
-/// with ``connectionClosed(from:)``.
+/// ``handshakeEnded(_:upgraded:)`` (which ignores one already evicted) and, if it was upgraded while
+/// ``countsOpenConnections``, closed exactly once with ``connectionClosed(from:)``.
 ///
 /// At ``WebSocketAdmissionLimits/maxPendingHandshakes``, a new connection evicts the oldest one still sending its
 /// request, if that one has been at it for ``minimumAgeToEvict`` (a slowloris client holds its slot until the
@@ -52,6 +52,10 @@ struct AdmissionStateMachine {
 
     /// Connections in their handshake, from every address.
     var pendingTotal: Int { self.pending.count }
+
+    /// Whether upgraded connections are counted until they close (``connectionClosed(from:)``): only for
+    /// ``WebSocketAdmissionLimits/maxConnectionsPerAddress``.
+    var countsOpenConnections: Bool { self.limits.maxConnectionsPerAddress != nil }
     /// The entry count at which addresses that are quiet again are forgotten.
     private var sweepThreshold = Self.minimumSweepThreshold
     static let minimumSweepThreshold = 1024
@@ -108,7 +112,8 @@ struct AdmissionStateMachine {
         }
         guard let address = ended.address, var entry = self.entries[address] else { return }
         entry.pending -= 1
-        if upgraded { entry.open += 1 }
+        // Open connections are counted only for the limit that needs them (their closes are reported only then).
+        if upgraded, self.countsOpenConnections { entry.open += 1 }
         self.store(entry, for: address)
     }
 

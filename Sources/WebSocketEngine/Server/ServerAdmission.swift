@@ -17,6 +17,8 @@ final class ServerAdmission: Sendable {
     private let onEvent: (@Sendable (WebSocketServerEvent) -> Void)?
     /// With no limit at all, connections are not counted.
     let isEnabled: Bool
+    /// Whether upgraded connections must report their close (``closed(_:)``).
+    let countsOpenConnections: Bool
     /// Refused connections draining their input before they close (see ``startLingering()``).
     private let lingering = Atomic<Int>(0)
     /// The most refused connections that linger at once: beyond, they close at once, so that a flood of refused
@@ -28,6 +30,7 @@ final class ServerAdmission: Sendable {
         self.state = NIOLockedValueBox(State(machine: AdmissionStateMachine(limits: limits)))
         self.onEvent = onEvent
         self.isEnabled = limits != .unlimited
+        self.countsOpenConnections = limits.maxConnectionsPerAddress != nil
     }
 
     /// The key of a connection's source: its IP address without the port.

@@ -101,7 +101,7 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         self.pendingID = nil
         let address = context.channel.remoteAddress
         self.admission.handshakeEnded(id, upgraded: upgraded)
-        if upgraded {
+        if upgraded, self.admission.countsOpenConnections {
             let admission = self.admission
             context.channel.closeFuture.whenComplete { _ in admission.closed(address) }
         }
