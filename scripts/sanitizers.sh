@@ -4,6 +4,7 @@
 #   scripts/sanitizers.sh thread     ThreadSanitizer, .build-tsan (scripts/tsan-suppressions.txt lists the known
 #                                    false positives outside this project, each with its source)
 #   scripts/sanitizers.sh address    AddressSanitizer (with LeakSanitizer's leak check at exit), .build-asan
+#   ... --build-only | --skip-build  only build, or only test (the test command builds beside Autobahn, then tests)
 #
 # The daemon tests start the wsgate binary of the same sanitized build (WSGATE_BINARY), so the daemon runs under the
 # sanitizer too: a report makes it exit with status 66, which the tests check. Fails on any failed test and on any
@@ -13,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 kind=${1:-thread}
+step=${2:-all}
 case "$kind" in
     thread) scratch=.build-tsan; marker="WARNING: ThreadSanitizer"
         export TSAN_OPTIONS="suppressions=$PWD/scripts/tsan-suppressions.txt:exitcode=66:halt_on_error=0:second_deadlock_stack=1" ;;
@@ -22,8 +24,11 @@ case "$kind" in
     *) echo "usage: scripts/sanitizers.sh thread|address" >&2; exit 2 ;;
 esac
 
-echo "==> building with the $kind sanitizer ($scratch)"
-swift build --build-tests --sanitize="$kind" --scratch-path "$scratch"
+if [ "$step" != --skip-build ]; then
+    echo "==> building with the $kind sanitizer ($scratch)"
+    swift build --build-tests --sanitize="$kind" --scratch-path "$scratch"
+fi
+[ "$step" != --build-only ] || exit 0
 bin=$(swift build --sanitize="$kind" --scratch-path "$scratch" --show-bin-path)
 export WSGATE_BINARY="$bin/wsgate"
 

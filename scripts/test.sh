@@ -9,13 +9,23 @@
 #      beside them its client suite (cases 1.*-7.* and 12.1.*) against the daemon's outbound echo sockets
 #      (scripts/autobahn.sh outbound); any case that is not OK or INFORMATIONAL fails the run,
 #   6. runs a seconds-long smoke of the benchmark harness (scripts/bench-smoke.sh: every wsbench mode against
-#      our servers and the C floors, no timing asserted), so that the instruments of BENCHMARKS.md keep working.
-# Set AUTOBAHN=skip, SCHEMATHESIS=skip or BENCH_SMOKE=skip to leave out those steps while iterating (CI never
-# does).
+#      our servers and the C floors, no timing asserted), so that the instruments of BENCHMARKS.md keep working,
+#   7. runs the unit and loopback tests again under ThreadSanitizer (scripts/sanitizers.sh thread; built beside
+#      Autobahn, whose peers leave the cores idle much of the time),
+#   8. runs every fuzz target for a few seconds (scripts/fuzz.sh), and
+#   9. soaks the daemon for one minute (scripts/soak.sh --minutes 1 on the debug build).
+# Set AUTOBAHN=skip, SCHEMATHESIS=skip, BENCH_SMOKE=skip, TSAN=skip, FUZZ=skip or SOAK=skip to leave out those steps
+# while iterating (CI never does). The summary gives each stage's duration.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-log() { printf '\n==> %s\n' "$*"; }
+# log STAGE: starts a stage; its duration goes to the summary.
+stage_name="" stage_start=$SECONDS durations=""
+log() {
+    [ -z "$stage_name" ] || durations="$durations $stage_name $((SECONDS - stage_start))s;"
+    stage_name=$(printf '%s' "$*" | cut -d' ' -f1-3) stage_start=$SECONDS
+    printf '\n==> %s\n' "$*"
+}
 
 if [ ! -e /usr/include/zlib.h ]; then
     log "installing zlib1g-dev (zlib headers for permessage-deflate)"
@@ -32,7 +42,8 @@ swift build --build-tests --explicit-target-dependency-import-check error
 log "unit and loopback tests"
 test_log=$(mktemp)
 ob_pid="" ob_log=""
-trap 'rm -f "$test_log" "$ob_log"; [ -z "$ob_pid" ] || kill -TERM "$ob_pid" 2>/dev/null || true' EXIT
+tsan_build_pid=""
+trap 'rm -f "$test_log" "$ob_log"; [ -z "$ob_pid" ] || kill -TERM "$ob_pid" 2>/dev/null || true; [ -z "$tsan_build_pid" ] || kill -TERM "$tsan_build_pid" 2>/dev/null || true' EXIT
 set +e
 swift test --skip-build 2>&1 | tee "$test_log"
 test_rc=${PIPESTATUS[0]}
@@ -79,7 +90,12 @@ ab_passed=0 ab_failed=0 ab_rc=0
 if [ "${AUTOBAHN:-run}" != skip ]; then
     ob_cases='1.*,2.*,3.*,4.*,5.*,6.*,7.*,12.1.*'
     log "Autobahn|TestSuite: server and client (all cases), the daemon's outbound sockets ($ob_cases)"
-    # The outbound suite runs beside the other two; its output follows theirs.
+    # The outbound suite runs beside the other two; its output follows theirs. The sanitizer's build too.
+    if [ "${TSAN:-run}" != skip ]; then
+        tsan_build_log=$(mktemp)
+        nice -n 10 scripts/sanitizers.sh thread --build-only >"$tsan_build_log" 2>&1 &
+        tsan_build_pid=$!
+    fi
     ob_log=$(mktemp)
     scripts/autobahn.sh outbound --cases "$ob_cases" >"$ob_log" 2>&1 &
     ob_pid=$!
@@ -121,6 +137,52 @@ if [ "${BENCH_SMOKE:-run}" != skip ]; then
     [ "$bs_rc" -eq 0 ] || [ "$bs_failed" -gt 0 ] || bs_failed=1
 fi
 
+# extra NAME RC PASSED_LINE: records an extra stage's verdict for the summary.
+extra_lines="" extra_passed=0 extra_failed=0 extra_rc=0
+extra() {
+    extra_lines="$extra_lines$1: $3 (exit status $2)"$'\n'
+    if [ "$2" -eq 0 ]; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)) extra_rc=1; fi
+}
+
+if [ "${TSAN:-run}" != skip ]; then
+    log "unit and loopback tests under ThreadSanitizer (scripts/sanitizers.sh thread)"
+    tsan_rc=0 tsan_step=all
+    if [ -n "${tsan_build_pid:-}" ]; then
+        wait "$tsan_build_pid" || tsan_rc=$?
+        tsan_build_pid="" tsan_step=--skip-build
+        tail -5 "$tsan_build_log"
+        rm -f "$tsan_build_log"
+    fi
+    tsan_log=$(mktemp)
+    set +e
+    [ "$tsan_rc" -ne 0 ] || { scripts/sanitizers.sh thread "$tsan_step" 2>&1 | tee "$tsan_log"; tsan_rc=${PIPESTATUS[0]}; }
+    set -e
+    extra "thread sanitizer" "$tsan_rc" "$(grep '^sanitizer thread:' "$tsan_log" | tail -1 || true)"
+    rm -f "$tsan_log"
+fi
+
+if [ "${FUZZ:-run}" != skip ]; then
+    log "fuzz targets, a few seconds each (scripts/fuzz.sh)"
+    fuzz_log=$(mktemp)
+    set +e
+    scripts/fuzz.sh --seconds "${FUZZ_SECONDS:-10}" 2>&1 | tee "$fuzz_log"
+    fuzz_rc=${PIPESTATUS[0]}
+    set -e
+    extra "fuzzing" "$fuzz_rc" "$(grep -E '^fuzz:' "$fuzz_log" | tail -1 || true)"
+    rm -f "$fuzz_log"
+fi
+
+if [ "${SOAK:-run}" != skip ]; then
+    log "a one-minute soak of the daemon (scripts/soak.sh --minutes 1, debug build)"
+    soak_log=$(mktemp)
+    set +e
+    scripts/soak.sh --minutes 1 --debug --skip-build --binary .build/debug/wsgate 2>&1 | tee "$soak_log"
+    soak_rc=${PIPESTATUS[0]}
+    set -e
+    extra "soak" "$soak_rc" "$(grep -E '^soak:' "$soak_log" | tail -1 || true)"
+    rm -f "$soak_log"
+fi
+
 log "summary"
 echo "swift test: ${tests_total:-0} tests, exit status $test_rc"
 [ -z "$test_failures" ] || printf '%s\n' "$test_failures"
@@ -128,12 +190,14 @@ echo "swift test: ${tests_total:-0} tests, exit status $test_rc"
 [ "${SCHEMATHESIS:-run}" = skip ] || echo "schemathesis: ${st_cases:-0} generated cases, exit status $st_rc"
 [ "${AUTOBAHN:-run}" = skip ] || echo "autobahn: $ab_passed cases passed, $ab_failed failed (server, client and outbound suites)"
 [ "${BENCH_SMOKE:-run}" = skip ] || echo "benchmark smoke: $bs_passed runs passed, $bs_failed failed, exit status $bs_rc"
+printf '%s' "$extra_lines"
+echo "durations:$durations"
 st_passed=0 st_failed=0
 if [ "${SCHEMATHESIS:-run}" != skip ]; then
     if [ "$st_rc" -eq 0 ]; then st_passed=1; else st_failed=1; fi
 fi
-passed=$(( ${tests_total:-0} - tests_failed + ab_passed + st_passed + bs_passed ))
-failed=$(( tests_failed + ab_failed + st_failed + bs_failed ))
+passed=$(( ${tests_total:-0} - tests_failed + ab_passed + st_passed + bs_passed + extra_passed ))
+failed=$(( tests_failed + ab_failed + st_failed + bs_failed + extra_failed ))
 [ "$test_rc" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
 echo "$passed passed, $failed failed"
-[ "$test_rc" -eq 0 ] && [ "$ab_rc" -eq 0 ] && [ "$st_rc" -eq 0 ] && [ "$bs_rc" -eq 0 ]
+[ "$test_rc" -eq 0 ] && [ "$ab_rc" -eq 0 ] && [ "$st_rc" -eq 0 ] && [ "$bs_rc" -eq 0 ] && [ "$extra_rc" -eq 0 ]
