@@ -20,7 +20,7 @@ case "$kind" in
         export TSAN_OPTIONS="suppressions=$PWD/scripts/tsan-suppressions.txt:exitcode=66:halt_on_error=0:second_deadlock_stack=1" ;;
     address) scratch=.build-asan; marker="ERROR: AddressSanitizer\|ERROR: LeakSanitizer"
         export ASAN_OPTIONS="exitcode=66:detect_leaks=1:abort_on_error=0"
-        export LSAN_OPTIONS="exitcode=66" ;;
+        export LSAN_OPTIONS="exitcode=66:suppressions=$PWD/scripts/lsan-suppressions.txt" ;;
     *) echo "usage: scripts/sanitizers.sh thread|address" >&2; exit 2 ;;
 esac
 

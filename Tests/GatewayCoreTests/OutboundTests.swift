@@ -144,7 +144,7 @@ struct OutboundTests {
             let events = Mailbox<GatewayEvent.Kind>()
             _ = try await gateway.openOutbound(OutboundSocket(
                 socketID: "flaky", url: "ws://127.0.0.1:\(port)/echo", groups: ["g"],
-                reconnect: .exponential(initialInterval: .milliseconds(400), growth: 2, maxInterval: .seconds(1), maxRetries: 3, jitter: 0.2),
+                reconnect: .exponential(initialInterval: .seconds(1), growth: 2, maxInterval: .seconds(2), maxRetries: 3, jitter: 0.2),
                 queue: ReconnectQueuePolicy(size: 2, whenFull: .rejectNew), handler: ListeningHandler(events: events)))
             _ = try await events.next("open") { $0 == .open }
             try await upstream.stop()

@@ -108,6 +108,11 @@ final class DaemonProcess: @unchecked Sendable {
         return Int(address.split(separator: ":").last ?? "") ?? 0
     }
 
+    /// A daemon whose test ended early (a failed expectation, a thrown error) is not left running.
+    deinit {
+        if self.process.isRunning { self.process.terminate() }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     @discardableResult
     func stop() async -> Int32 {
