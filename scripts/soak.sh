@@ -42,6 +42,7 @@
 #   fds      after <= before + --fd-slack;  threads after <= before + 2;  registry size after = 0.
 # Ends with one line: "soak: N minutes, M connections churned, K broadcasts, ..., PASS" (or FAIL).
 set -euo pipefail
+caller=$(pwd)
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 
@@ -53,7 +54,8 @@ while [ $# -gt 0 ]; do
         --minutes) minutes=$2; shift ;;
         --debug) config=debug ;;
         --skip-build) build=0 ;;
-        --binary) binary=$2; build=0; shift ;;
+        --binary) binary=$2; build=0; shift
+            case "$binary" in /*) ;; *) binary="$caller/$binary" ;; esac ;;
         --port) port=$2; shift ;;
         --hold) hold=$2; shift ;;
         --readers) readers=$2; shift ;;

@@ -55,7 +55,22 @@ def write_json(path, obj):
 
 # ---------------------------------------------------------------------------------------------------------- broadcast
 
+stopping = False
+
+
+def stop_on_signal():
+    """SIGINT/SIGTERM (the soak stopping early): finish the current step and write the result."""
+    import signal
+
+    def handler(signum, frame):
+        global stopping
+        stopping = True
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def cmd_broadcast(args):
+    stop_on_signal()
     host, port = split_hostport(args.admin)
     body = json.dumps({"message": "b" * args.size, "groups": args.group}).encode()
     headers = {"Content-Type": "application/json", "Host": f"{host}:{port}"}
@@ -70,7 +85,7 @@ def cmd_broadcast(args):
     conn = None
     end = time.monotonic() + args.duration
     next_at = time.monotonic()
-    while time.monotonic() < end:
+    while time.monotonic() < end and not stopping:
         now = time.monotonic()
         if now < next_at:
             time.sleep(next_at - now)
@@ -168,7 +183,7 @@ def slow_client(args, host, port, path, stats, lock, end):
             if len(stats["first_errors"]) < 10:
                 stats["first_errors"].append(text)
 
-    while time.monotonic() < end:
+    while time.monotonic() < end and not stopping:
         try:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills after a few KiB
@@ -197,13 +212,13 @@ def slow_client(args, host, port, path, stats, lock, end):
         # Hold without reading until the daemon resets the socket or --hold s pass, then drain: a socket the daemon
         # closed ends in EOF (its FIN waits behind the bytes queued for us), one it kept keeps streaming.
         hold_end = min(end, time.monotonic() + args.hold)
-        while time.monotonic() < hold_end and not closed_by_peer(sock):
+        while time.monotonic() < hold_end and not stopping and not closed_by_peer(sock):
             time.sleep(0.2)
         code, how = drain(sock, time.monotonic() + args.drain)
         if how != "open":
             count("closed_by_server")
             count(f"close_code_{code}" if code is not None else f"closed_without_close_frame_{how}")
-        elif time.monotonic() < end:
+        elif time.monotonic() < end and not stopping:
             count("not_closed")
         else:
             count("open_at_end")
@@ -211,6 +226,7 @@ def slow_client(args, host, port, path, stats, lock, end):
 
 
 def cmd_slow(args):
+    stop_on_signal()
     host, port = split_hostport(args.url.split("//", 1)[1].split("/", 1)[0])
     path = "/" + args.url.split("//", 1)[1].split("/", 1)[1]
     stats = {"errors": 0, "first_errors": [], "connected": 0, "closed_by_server": 0, "not_closed": 0}
@@ -355,7 +371,7 @@ def cmd_verdict(args):
             problems.append(f"/healthz failed at t={s['t']} s: {s['healthz_error']}")
             errors += 1
     if args.daemon_problem:
-        problems.append(f"daemon: {args.daemon_problem}")
+        problems.insert(0, f"daemon: {args.daemon_problem}")
         errors += 1
     if not before or not after or "rss_mib" not in before[0] or "rss_mib" not in after[-1]:
         problems.append("missing the samples before or after the load")
