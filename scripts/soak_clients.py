@@ -424,7 +424,8 @@ def cmd_verdict(args):
         print(f"soak: FAIL: {p}")
     lag = (f"lag max {summary['lag_max_ms']} ms" if summary.get("lag_max_ms") is not None
            else f"healthz latency max {summary.get('healthz_max_ms')} ms (no lag gauge)")
-    print(f"soak: {args.minutes:g} minutes, {summary['churned']} connections churned, {summary['broadcasts']} broadcasts, "
+    print(f"soak: {args.minutes:g} minutes, {summary['churned']} connections churned ({summary['churn_per_s']}/s), "
+          f"{summary['broadcasts']} broadcasts, "
           f"{summary['slow_consumers_closed'] if 'rss_start' in summary else '?'} slow consumers closed, "
           f"{errors} errors, RSS start/max/end {summary.get('rss_start')}/{summary.get('rss_max')}/"
           f"{summary.get('rss_end')} MiB (limit {summary.get('rss_limit')}), fds start/end "
