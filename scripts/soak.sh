@@ -182,7 +182,9 @@ sample() {  # sample PHASE
         >>"$out/samples.jsonl"
     tail -1 "$out/samples.jsonl" >&2
     # What each descriptor is, before and after the load (to name a leak when the count grows).
-    [ "$1" = load ] || ls -l "/proc/$daemon_pid/fd" 2>/dev/null | awk 'NR > 1 {print $9, $11}' >"$out/fds-$1.txt" || true
+    if [ "$1" != load ]; then
+        ls -l "/proc/$daemon_pid/fd" 2>/dev/null | awk 'NR > 1 {print $9, $11}' >"$out/fds-$1.txt" || true
+    fi
 }
 daemon_gone() { ! kill -0 "$daemon_pid" 2>/dev/null; }
 
@@ -199,7 +201,8 @@ start_load() {  # start_load ROLE COMMAND...: stdout (the JSON result) to load-R
     roles+=("$role")
 }
 roles=()
-log "load for $duration s: churn $churn loops, echo $echo_conns, hold $hold, readers $readers, slow $slow, broadcast ${bsize} B every ${binterval} s"
+log "load for $duration s: churn $churn loops, echo $echo_conns, hold $hold, readers $readers, slow $slow," \
+    "broadcast ${bsize} B every ${binterval} s"
 start_load hold "$wsload" --url "$url/echo" --mode hold -c "$hold" --duration "$duration" --json
 start_load readers "$wsload" --url "$url/chat/room1" --mode hold -c "$readers" --duration "$duration" --json
 start_load churn "$wsload" --url "$url/echo" --mode connect -c "$churn" --duration "$duration" --warmup 0 --json \

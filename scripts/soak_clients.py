@@ -11,7 +11,8 @@
              an error. Writes a JSON result (--out, - for stdout).
   sample     one sample of the daemon as a JSON line: RSS and threads (/proc/PID/status), open descriptors
              (/proc/PID/fd), registry size (GET /healthz "connections"), the latency of GET /healthz over a new
-             connection (median of 3), wsgate_event_loop_lag_seconds{loop="max"} when /metrics has it, and a few counters.
+             connection (median of 3), wsgate_event_loop_lag_seconds{loop="max"} when /metrics has it, and a few
+             counters.
   verdict    reads a report directory (samples.jsonl and the load results), prints the table, writes samples.csv and
              summary.json, prints the one-line summary and exits 1 on an error or growth.
 """
