@@ -1,0 +1,476 @@
+#!/usr/bin/env python3
+"""Helpers of scripts/soak.sh (stdlib only, loopback only). Each subcommand is one role of the soak:
+
+  broadcast  POSTs /v1/broadcast to the groups every --interval s for --duration s over one keep-alive connection;
+             any answer but 200 (or a lost connection) is an error. Writes a JSON result (--out).
+  slow       --clients raw-socket WebSocket clients of a broadcast route that never read: each opens the socket with a
+             small receive buffer, does the handshake, then reads nothing for --hold s (or until a RST) while the
+             broadcasts pile up and the daemon gives up on it, then drains for up to --drain s: EOF or RST means the
+             daemon closed it (`closed_by_server`, with the close code when the frame made it out: 1008 "slow
+             consumer"), still streaming means it did not (`not_closed`); then it reconnects. A refused handshake is
+             an error. Writes a JSON result (--out, - for stdout).
+  sample     one sample of the daemon as a JSON line: RSS and threads (/proc/PID/status), open descriptors
+             (/proc/PID/fd), registry size (GET /healthz "connections"), the latency of GET /healthz over a new
+             connection (median of 3), wsgate_event_loop_lag_seconds{loop="max"} when /metrics has it, and a few
+             counters.
+  verdict    reads a report directory (samples.jsonl and the load results), prints the table, writes samples.csv and
+             summary.json, prints the one-line summary and exits 1 on an error or growth.
+"""
+import argparse
+import base64
+import csv
+import http.client
+import json
+import os
+import select
+import socket
+import struct
+import sys
+import threading
+import time
+
+LOOPBACK_PREFIX = "127."
+
+
+def loopback(host):
+    if not (host.startswith(LOOPBACK_PREFIX) or host == "localhost"):
+        sys.exit(f"soak_clients: {host} is not a loopback address")
+    return host
+
+
+def split_hostport(value):
+    host, port = value.rsplit(":", 1)
+    return loopback(host), int(port)
+
+
+def write_json(path, obj):
+    if path == "-":
+        print(json.dumps(obj, sort_keys=True), flush=True)
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------------------- broadcast
+
+stopping = False
+
+
+def stop_on_signal():
+    """SIGINT/SIGTERM (the soak stopping early): finish the current step and write the result."""
+    import signal
+
+    def handler(signum, frame):
+        global stopping
+        stopping = True
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def cmd_broadcast(args):
+    stop_on_signal()
+    host, port = split_hostport(args.admin)
+    body = json.dumps({"message": "b" * args.size, "groups": args.group}).encode()
+    headers = {"Content-Type": "application/json", "Host": f"{host}:{port}"}
+    result = {"posts": 0, "ok": 0, "errors": 0, "delivered": 0, "failures": {}, "first_errors": [],
+              "max_latency_ms": 0.0}
+
+    def error(text):
+        result["errors"] += 1
+        if len(result["first_errors"]) < 10:
+            result["first_errors"].append(text)
+
+    conn = None
+    end = time.monotonic() + args.duration
+    next_at = time.monotonic()
+    while time.monotonic() < end and not stopping:
+        now = time.monotonic()
+        if now < next_at:
+            time.sleep(next_at - now)
+        next_at += args.interval
+        if conn is None:
+            conn = http.client.HTTPConnection(host, port, timeout=10)
+        started = time.monotonic()
+        result["posts"] += 1
+        try:
+            conn.request("POST", "/v1/broadcast", body=body, headers=headers)
+            answer = conn.getresponse()
+            data = answer.read()
+        except (OSError, http.client.HTTPException) as e:
+            error(f"POST /v1/broadcast: {type(e).__name__}: {e}")
+            conn.close()
+            conn = None
+            continue
+        result["max_latency_ms"] = max(result["max_latency_ms"], (time.monotonic() - started) * 1000)
+        if answer.status != 200:
+            error(f"POST /v1/broadcast: {answer.status} {data[:200]!r}")
+            continue
+        result["ok"] += 1
+        reply = json.loads(data)
+        result["delivered"] += reply.get("delivered", 0)
+        for failure in reply.get("failures", []):
+            reason = failure.get("reason", "?")
+            result["failures"][reason] = result["failures"].get(reason, 0) + 1
+        if answer.getheader("Connection", "").lower() == "close":
+            conn.close()
+            conn = None
+    if conn is not None:
+        conn.close()
+    write_json(args.out, result)
+    return 1 if result["errors"] else 0
+
+
+# --------------------------------------------------------------------------------------------------------------- slow
+
+def closed_by_peer(sock):
+    """True once the peer's FIN or RST arrived, without reading the data in front of it (TCP_INFO state)."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+    except OSError:
+        return True
+    # tcpi_state: 1 ESTABLISHED; 8 CLOSE_WAIT (FIN received); 7 CLOSE (RST received)
+    return info[0] != 1
+
+
+def drain(sock, deadline):
+    """Reads until EOF, RST or the deadline; returns (close code seen or None, how it ended)."""
+    buf = bytearray()
+    code = None
+    sock.setblocking(False)
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([sock], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        try:
+            chunk = sock.recv(1 << 20)
+        except BlockingIOError:
+            continue
+        except ConnectionResetError:
+            return code, "reset"
+        if not chunk:
+            return code, "eof"
+        buf += chunk
+        # Parse complete server frames (unmasked), keeping an incomplete tail.
+        while len(buf) >= 2:
+            op, n = buf[0] & 0x0F, buf[1] & 0x7F
+            head = 2
+            if n == 126:
+                if len(buf) < 4:
+                    break
+                n, head = struct.unpack(">H", buf[2:4])[0], 4
+            elif n == 127:
+                if len(buf) < 10:
+                    break
+                n, head = struct.unpack(">Q", buf[2:10])[0], 10
+            if len(buf) < head + n:
+                break
+            if op == 0x8 and n >= 2:
+                code = struct.unpack(">H", buf[head:head + 2])[0]
+            del buf[:head + n]
+    return code, "open"
+
+
+def slow_client(args, host, port, path, stats, lock, end):
+    def count(key, value=1):
+        with lock:
+            stats[key] = stats.get(key, 0) + value
+
+    def error(text):
+        with lock:
+            stats["errors"] += 1
+            if len(stats["first_errors"]) < 10:
+                stats["first_errors"].append(text)
+
+    while time.monotonic() < end and not stopping:
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills after a few KiB
+            sock.settimeout(10)
+            sock.connect((host, port))
+            key = base64.b64encode(os.urandom(16)).decode()
+            sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                          f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                          "User-Agent: soak-slow\r\n\r\n").encode())
+            head = b""
+            while b"\r\n\r\n" not in head:  # byte by byte: nothing past the head is read
+                byte = sock.recv(1)
+                if not byte:
+                    raise ConnectionError("closed during the handshake")
+                head += byte
+            if not head.startswith(b"HTTP/1.1 101"):
+                error(f"handshake refused: {head.splitlines()[0]!r}")
+                sock.close()
+                time.sleep(1)
+                continue
+        except OSError as e:
+            error(f"connect/handshake: {type(e).__name__}: {e}")
+            time.sleep(1)
+            continue
+        count("connected")
+        # Hold without reading until the daemon resets the socket or --hold s pass, then drain: a socket the daemon
+        # closed ends in EOF (its FIN waits behind the bytes queued for us), one it kept keeps streaming.
+        hold_end = min(end, time.monotonic() + args.hold)
+        while time.monotonic() < hold_end and not stopping and not closed_by_peer(sock):
+            time.sleep(0.2)
+        code, how = drain(sock, time.monotonic() + args.drain)
+        if how != "open":
+            count("closed_by_server")
+            count(f"close_code_{code}" if code is not None else f"closed_without_close_frame_{how}")
+        elif time.monotonic() < end and not stopping:
+            count("not_closed")
+        else:
+            count("open_at_end")
+        sock.close()
+
+
+def cmd_slow(args):
+    stop_on_signal()
+    host, port = split_hostport(args.url.split("//", 1)[1].split("/", 1)[0])
+    path = "/" + args.url.split("//", 1)[1].split("/", 1)[1]
+    stats = {"errors": 0, "first_errors": [], "connected": 0, "closed_by_server": 0, "not_closed": 0}
+    lock = threading.Lock()
+    end = time.monotonic() + args.duration
+    threads = [threading.Thread(target=slow_client, args=(args, host, port, path, stats, lock, end), daemon=True)
+               for _ in range(args.clients)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    write_json(args.out, stats)
+    return 1 if stats["errors"] else 0
+
+
+# ------------------------------------------------------------------------------------------------------------- sample
+
+def http_get(host, port, path, timeout=10):
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        started = time.monotonic()
+        conn.request("GET", path, headers={"Host": f"{host}:{port}"})
+        answer = conn.getresponse()
+        data = answer.read()
+        return answer.status, data, time.monotonic() - started
+    finally:
+        conn.close()
+
+
+def metric(text, name, labels=None):
+    """Sum of the samples of `name` (with `labels` a substring of the label set, when given), or None."""
+    total = None
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        rest = line[len(name):]
+        if rest[:1] not in ("{", " "):
+            continue
+        if labels and labels not in rest.split("}")[0]:
+            continue
+        try:
+            value = float(rest.rsplit(" ", 1)[1])
+        except (IndexError, ValueError):
+            continue
+        total = (total or 0.0) + value
+    return total
+
+
+def cmd_sample(args):
+    host, port = split_hostport(args.admin)
+    row = {"t": round(args.t, 1), "phase": args.phase, "alive": os.path.exists(f"/proc/{args.pid}")}
+    try:
+        with open(f"/proc/{args.pid}/status") as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        row["rss_mib"] = round(int(status["VmRSS"].split()[0]) / 1024, 1)
+        row["threads"] = int(status["Threads"])
+        row["fds"] = len(os.listdir(f"/proc/{args.pid}/fd"))
+    except (OSError, KeyError, ValueError):
+        row["alive"] = False
+    latencies = []
+    try:
+        for _ in range(3):
+            code, data, seconds = http_get(host, port, "/healthz")
+            latencies.append(seconds)
+            if code != 200:
+                row["healthz_error"] = f"{code} {data[:100]!r}"
+                break
+            row["connections"] = json.loads(data)["connections"]
+        latencies.sort()
+        row["healthz_ms"] = round(latencies[len(latencies) // 2] * 1000, 2)
+        code, data, _ = http_get(host, port, "/metrics")
+        text = data.decode(errors="replace")
+        lag = metric(text, "wsgate_event_loop_lag_seconds", 'loop="max"')
+        row["lag_ms"] = round(lag * 1000, 2) if lag is not None else None
+        row["slow_consumers"] = int(metric(text, "wsgate_slow_consumers_total") or 0)
+        row["accept_errors"] = int(metric(text, "wsgate_accept_errors_total") or 0)
+        row["opened_total"] = int(metric(text, "wsgate_connections_total", 'result="accepted"') or
+                                  metric(text, "wsgate_connections_total") or 0)
+    except (OSError, http.client.HTTPException, ValueError, KeyError) as e:
+        row["healthz_error"] = f"{type(e).__name__}: {e}"
+    print(json.dumps(row, sort_keys=True), flush=True)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------ verdict
+
+def load_json(path):
+    try:
+        with open(path) as f:
+            lines = [line for line in f.read().splitlines() if line.strip().startswith("{")]
+        return json.loads(lines[-1]) if lines else None
+    except OSError:
+        return None
+
+
+def cmd_verdict(args):
+    d = args.dir
+    samples = [json.loads(line) for line in open(os.path.join(d, "samples.jsonl")) if line.strip()]
+    columns = ["t", "phase", "rss_mib", "fds", "threads", "connections", "lag_ms", "healthz_ms", "slow_consumers"]
+    with open(os.path.join(d, "samples.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for s in samples:
+            writer.writerow([s.get(c, "") for c in columns])
+    widths = [7, 9, 8, 6, 8, 12, 8, 11, 15]
+    print("".join(c.rjust(w) for c, w in zip(columns, widths)))
+    for s in samples:
+        print("".join(("-" if s.get(c) is None else str(s.get(c))).rjust(w) for c, w in zip(columns, widths)))
+
+    problems = []
+    errors = 0
+    loads = {}
+    for name in sorted(os.listdir(d)):
+        if name.startswith("load-") and name.endswith(".json"):
+            role = name[5:-5]
+            result = load_json(os.path.join(d, name))
+            loads[role] = result
+            if result is None:
+                problems.append(f"{role}: no result (the load generator failed or did not finish)")
+                errors += 1
+                continue
+            n = int(result.get("errors", 0))
+            if n:
+                errors += n
+                detail = result.get("err") or result.get("first_errors")
+                problems.append(f"{role}: {n} errors {json.dumps(detail)}")
+    for role in args.expect:
+        if role not in loads:
+            problems.append(f"{role}: no result file")
+            errors += 1
+
+    before = [s for s in samples if s["phase"] == "before"]
+    load = [s for s in samples if s["phase"] == "load"]
+    after = [s for s in samples if s["phase"] == "after"]
+    for s in samples:
+        if not s.get("alive", False):
+            problems.append(f"daemon not running at t={s['t']} s ({s['phase']})")
+            errors += 1
+            break
+        if s.get("healthz_error"):
+            problems.append(f"/healthz failed at t={s['t']} s: {s['healthz_error']}")
+            errors += 1
+    if args.daemon_problem:
+        problems.insert(0, f"daemon: {args.daemon_problem}")
+        errors += 1
+    if not before or not after or "rss_mib" not in before[0] or "rss_mib" not in after[-1]:
+        problems.append("missing the samples before or after the load")
+        errors += 1
+
+    summary = {"minutes": args.minutes, "errors": errors, "samples": len(samples)}
+    ok = errors == 0
+    if before and after and "rss_mib" in before[0] and "rss_mib" in after[-1]:
+        start, end = before[0], after[-1]
+        warm = [s for s in load if s["t"] >= start["t"] + args.warmup and "rss_mib" in s]
+        if args.warmup > 0 and warm:
+            base, base_name = warm[0], f"first sample after the {args.warmup:g} s warm-up (t={warm[0]['t']} s)"
+        else:
+            base, base_name = start, "the sample before the load"
+        rss_limit = base["rss_mib"] * (1 + args.rss_tolerance) + args.rss_slack_mib
+        fd_limit = start["fds"] + args.fd_slack
+        rss_max = max(s.get("rss_mib", 0) for s in samples)
+        lags = [s.get("lag_ms") for s in load if s.get("lag_ms") is not None]
+        hz = [s.get("healthz_ms") for s in load if s.get("healthz_ms") is not None]
+        summary.update(rss_start=start["rss_mib"], rss_baseline=base["rss_mib"], rss_max=rss_max,
+                       rss_end=end["rss_mib"], rss_limit=round(rss_limit, 1), baseline=base_name,
+                       fds_start=start["fds"], fds_max=max(s.get("fds", 0) for s in samples), fds_end=end["fds"],
+                       fds_limit=fd_limit, threads_start=start["threads"], threads_end=end["threads"],
+                       connections_end=end.get("connections"),
+                       lag_max_ms=max(lags) if lags else None, healthz_max_ms=max(hz) if hz else None,
+                       slow_consumers_closed=end.get("slow_consumers", 0) - start.get("slow_consumers", 0))
+        if end["rss_mib"] > rss_limit:
+            problems.append(f"RSS grew: {end['rss_mib']} MiB after the load > {rss_limit:.1f} MiB "
+                            f"({base['rss_mib']} MiB at {base_name} x (1 + {args.rss_tolerance}) + "
+                            f"{args.rss_slack_mib} MiB)")
+        if end["fds"] > fd_limit:
+            problems.append(f"descriptors grew: {end['fds']} after the load > {fd_limit} "
+                            f"({start['fds']} before + {args.fd_slack})")
+        if end.get("connections") != args.expect_connections:
+            problems.append(f"registry: {end.get('connections')} connections after the load, "
+                            f"expected {args.expect_connections}")
+        if end["threads"] > start["threads"] + args.thread_slack:
+            problems.append(f"threads grew: {end['threads']} after the load > {start['threads']} + {args.thread_slack}")
+        if args.require_slow and summary["slow_consumers_closed"] <= 0:
+            problems.append("slow consumers: the daemon closed none (wsgate_slow_consumers_total did not move)")
+    churn = loads.get("churn") or {}
+    bcast = loads.get("broadcast") or {}
+    summary.update(churned=churn.get("handshakes_ok", 0), churn_per_s=churn.get("hs_per_s"),
+                   broadcasts=bcast.get("ok", 0), broadcast_failures=bcast.get("failures", {}),
+                   slow=loads.get("slow"), problems=problems)
+    ok = not problems
+    summary["result"] = "PASS" if ok else "FAIL"
+    write_json(os.path.join(d, "summary.json"), summary)
+    for p in problems:
+        print(f"soak: FAIL: {p}")
+    lag = (f"lag max {summary['lag_max_ms']} ms" if summary.get("lag_max_ms") is not None
+           else f"healthz latency max {summary.get('healthz_max_ms')} ms (no lag gauge)")
+    print(f"soak: {args.minutes:g} minutes, {summary['churned']} connections churned ({summary['churn_per_s']}/s), "
+          f"{summary['broadcasts']} broadcasts, "
+          f"{summary['slow_consumers_closed'] if 'rss_start' in summary else '?'} slow consumers closed, "
+          f"{errors} errors, RSS start/max/end {summary.get('rss_start')}/{summary.get('rss_max')}/"
+          f"{summary.get('rss_end')} MiB (limit {summary.get('rss_limit')}), fds start/end "
+          f"{summary.get('fds_start')}/{summary.get('fds_end')}, {lag}, {summary['result']}")
+    return 0 if ok else 1
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("broadcast")
+    p.add_argument("--admin", required=True)
+    p.add_argument("--group", action="append", required=True)
+    p.add_argument("--interval", type=float, default=0.1)
+    p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--duration", type=float, required=True)
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("slow")
+    p.add_argument("--url", required=True)
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--hold", type=float, default=20)
+    p.add_argument("--drain", type=float, default=3)
+    p.add_argument("--duration", type=float, required=True)
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("sample")
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--admin", required=True)
+    p.add_argument("--phase", required=True)
+    p.add_argument("--t", type=float, required=True)
+    p = sub.add_parser("verdict")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--minutes", type=float, required=True)
+    p.add_argument("--warmup", type=float, default=0)
+    p.add_argument("--rss-tolerance", type=float, default=0.10)
+    p.add_argument("--rss-slack-mib", type=float, default=16)
+    p.add_argument("--fd-slack", type=int, default=4)
+    p.add_argument("--thread-slack", type=int, default=2)
+    p.add_argument("--expect-connections", type=int, default=0)
+    p.add_argument("--expect", action="append", default=[])
+    p.add_argument("--require-slow", action="store_true")
+    p.add_argument("--daemon-problem", default="")
+    args = parser.parse_args()
+    return {"broadcast": cmd_broadcast, "slow": cmd_slow, "sample": cmd_sample, "verdict": cmd_verdict}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
