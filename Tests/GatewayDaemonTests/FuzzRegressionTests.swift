@@ -1,0 +1,29 @@
+import GatewayDaemon
+import Testing
+
+/// Configuration files the fuzz target `config` of `Fuzz/` found to crash the daemon, at load time or later (their
+/// reproducers are in `Fuzz/Corpus/config/`).
+@Suite("Fuzz regressions: configuration")
+struct FuzzRegressionTests {
+    /// Durations and sizes too large for `Int64`/`Int` (or infinite) were converted anyway, which traps: a config
+    /// file stopped `wsgate check` and `wsgate --config` with a Swift runtime failure instead of an error.
+    @Test(arguments: [
+        ("limits: {idle_timeout: 1e30h}\nroutes: [{path: /e, handler: echo}]", "limits.idle_timeout", "'1e30h'"),
+        ("limits: {close_timeout: 1e300}\nroutes: [{path: /e, handler: echo}]", "limits.close_timeout", "'1e300'"),
+        ("limits: {handshake_timeout: 300000000000m}\nroutes: [{path: /e, handler: echo}]", "limits.handshake_timeout", "'300000000000m'"),
+        ("limits: {max_message_size: 1e300KiB}\nroutes: [{path: /e, handler: echo}]", "limits.max_message_size", "'1e300KiB'"),
+        ("limits: {max_frame_size: infMiB}\nroutes: [{path: /e, handler: echo}]", "limits.max_frame_size", "'infMiB'"),
+        ("limits: {outbound_queue_size: 9223372036854775807KB}\nroutes: [{path: /e, handler: echo}]", "limits.outbound_queue_size", "'9223372036854775807KB'"),
+    ])
+    func hugeDurationsAndSizesAreErrors(yaml: String, key: String, value: String) {
+        expectConfigError(yaml, key: key, value: value)
+    }
+
+    @Test func theLargestDurationsAndSizesStillLoad() throws {
+        let configuration = try DaemonConfiguration.parse(
+            yaml: "limits: {idle_timeout: 100000h, max_message_size: 1000000GiB}\nroutes: [{path: /e, handler: echo}]",
+            environment: [:])
+        #expect(configuration.limits.idleTimeout == .hours(100_000))
+        #expect(configuration.limits.maxMessageSize == 1_000_000 << 30)
+    }
+}
