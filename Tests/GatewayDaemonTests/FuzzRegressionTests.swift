@@ -26,4 +26,13 @@ struct FuzzRegressionTests {
         #expect(configuration.limits.idleTimeout == .hours(100_000))
         #expect(configuration.limits.maxMessageSize == 1_000_000 << 30)
     }
+
+    /// A rate limit without `burst` took the rate as its burst, converted to `Int` whatever its size.
+    @Test func aHugeRateGetsTheLargestDefaultBurst() throws {
+        let configuration = try DaemonConfiguration.parse(
+            yaml: "rate_limit: {messages_per_second: 1e300}\nroutes: [{path: /e, handler: echo, rate_limit: {messages_per_second: 2.5}}]",
+            environment: [:])
+        #expect(configuration.rateLimit?.burst == 1_000_000)
+        #expect(configuration.routes[0].rateLimit?.burst == 3)
+    }
 }
