@@ -1,4 +1,6 @@
+import GatewayCore
 import GatewayDaemon
+import NIOCore
 import Testing
 
 /// Configuration files the fuzz target `config` of `Fuzz/` found to crash the daemon, at load time or later (their
@@ -34,5 +36,23 @@ struct FuzzRegressionTests {
             environment: [:])
         #expect(configuration.rateLimit?.burst == 1_000_000)
         #expect(configuration.routes[0].rateLimit?.burst == 3)
+    }
+
+    /// An exponential reconnect with a `max_interval` over half of `Int64.max` nanoseconds (about 146 years) and
+    /// jitter computed a wait past `Int64.max` and trapped when the outbound socket lost its connection.
+    @Test func reconnectWaitsNearTheLargestDurationAreCapped() throws {
+        let configuration = try DaemonConfiguration.parse(
+            yaml: """
+                outbound:
+                  - socket_id: a
+                    url: ws://127.0.0.1:9/
+                    reconnect: {strategy: exponential, initial_interval: 1s, max_interval: 2000000h, growth: 1e300, jitter: 1}
+                routes: [{path: /e, handler: echo}]
+                """,
+            environment: [:])
+        let strategy = configuration.outbound[0].reconnect
+        #expect(strategy.delay(beforeRetry: 1, random: { 0.5 }) == .seconds(1))
+        #expect(strategy.delay(beforeRetry: 3, random: { 0.999_999 })!.nanoseconds > TimeAmount.hours(2_000_000).nanoseconds)
+        #expect(strategy.delay(beforeRetry: 3, random: { 0 }) == .nanoseconds(0))
     }
 }
