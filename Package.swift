@@ -16,6 +16,8 @@ let package = Package(
         .library(name: "GatewayCore", targets: ["GatewayCore"]),
         .library(name: "WebSocketTestKit", targets: ["WebSocketTestKit"]),
         .library(name: "GatewayTestKit", targets: ["GatewayTestKit"]),
+        // The daemon's configuration loader, for the fuzz targets of Fuzz/ (not a supported library).
+        .library(name: "GatewayDaemon", targets: ["GatewayDaemon"]),
         .executable(name: "wsgate", targets: ["wsgate"]),
         .executable(name: "autobahn-peer", targets: ["AutobahnPeer"]),
     ],

@@ -28,7 +28,9 @@ public enum ReconnectStrategy: Sendable, Hashable {
             guard retry <= maxRetries else { return nil }
             let base = min(Double(initial.nanoseconds) * pow(growth, Double(retry - 1)), Double(maxInterval.nanoseconds))
             let spread = base * min(max(jitter, 0), 1) * (random() * 2 - 1)
-            return .nanoseconds(Int64(max(0, base + spread).rounded()))
+            // With jitter a wait can reach twice `maxInterval`: past `Int64.max` nanoseconds it is capped there
+            // (converting a larger `Double` would trap).
+            return .nanoseconds(Int64(min(max(0, base + spread).rounded(), Double(Int64.max).nextDown)))
         }
     }
 

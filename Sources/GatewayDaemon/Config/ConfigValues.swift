@@ -27,11 +27,17 @@ enum DurationText {
         for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
             let number = trimmed.dropLast(suffix.count)
             // "5m" must not be read as "5" + "m" of "ms": ms is tried first.
-            guard let value = Double(number), value >= 0, value.isFinite else { return nil }
-            return .nanoseconds(Int64(value * Double(scale)))
+            guard let value = Double(number), value >= 0 else { return nil }
+            return Self.nanoseconds(value * Double(scale))
         }
-        guard let seconds = Double(trimmed), seconds >= 0, seconds.isFinite else { return nil }
-        return .nanoseconds(Int64(seconds * 1_000_000_000))
+        guard let seconds = Double(trimmed), seconds >= 0 else { return nil }
+        return Self.nanoseconds(seconds * 1_000_000_000)
+    }
+
+    /// A duration of `nanoseconds`, or `nil` when it does not fit a `TimeAmount` (about 292 years): converting a
+    /// larger `Double` to `Int64` would stop the process.
+    private static func nanoseconds(_ nanoseconds: Double) -> TimeAmount? {
+        Int64(exactly: nanoseconds.rounded(.towardZero)).map { .nanoseconds($0) }
     }
 }
 
@@ -46,7 +52,8 @@ enum SizeText {
         ]
         for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
             guard let value = Double(trimmed.dropLast(suffix.count).trimmingCharacters(in: " ")), value >= 0 else { return nil }
-            return Int(value * Double(scale))
+            // A size that does not fit an `Int` (or `inf`) is refused rather than converted, which would trap.
+            return Int(exactly: (value * Double(scale)).rounded(.towardZero))
         }
         return Int(trimmed).flatMap { $0 >= 0 ? $0 : nil }
     }

@@ -354,7 +354,8 @@ struct RateLimitSection: Decodable {
         guard let rate = try c.number(.messagesPerSecond) else {
             throw ConfigError(key: keyPath(decoder.codingPath + [Keys.messagesPerSecond]), value: "nothing", expected: "a positive number")
         }
-        let burst = try c.int(.burst, in: 1...1_000_000) ?? max(1, Int(rate.rounded(.up)))
+        // The default burst is the rate, within the range an explicit burst may have (a larger `Double` would trap).
+        let burst = try c.int(.burst, in: 1...1_000_000) ?? Int(min(max(1, rate.rounded(.up)), 1_000_000))
         self.limit = RateLimit(messagesPerSecond: rate, burst: burst, onExceed: try c.choice(.onExceed, RateLimit.Action.self) ?? .close)
     }
 }

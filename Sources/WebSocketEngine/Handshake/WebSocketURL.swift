@@ -65,6 +65,9 @@ public struct WebSocketURL: Sendable, Hashable, CustomStringConvertible {
             self.host = String(authority)
         }
         guard !self.host.isEmpty else { throw .invalidURL(string, reason: "missing host") }
+        guard Self.isValidHost(self.host, literal: authority.hasPrefix("[")) else {
+            throw .invalidURL(string, reason: "invalid host '\(self.host)'")
+        }
         if let portText {
             guard let port = Int(portText), (1...65535).contains(port) else {
                 throw .invalidURL(string, reason: "invalid port '\(portText)'")
@@ -72,6 +75,20 @@ public struct WebSocketURL: Sendable, Hashable, CustomStringConvertible {
             self.port = port
         } else {
             self.port = self.isSecure ? 443 : 80
+        }
+    }
+
+    /// Whether `host` can be a URL's host: an IPv6 literal (`literal`, written in brackets) of hex digits, colons
+    /// and dots (and a zone after `%`); otherwise a name or IPv4 address without brackets, colons, whitespace or
+    /// characters that delimit URLs. Anything else would make a `Host` header and a ``description`` that do not
+    /// read back as this URL (a redirect to `ws://a[::2]:80/` would be sent `Host: [a[::2]]`).
+    private static func isValidHost(_ host: String, literal: Bool) -> Bool {
+        if literal {
+            return host.contains(":") && host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || ":.%-_~".contains($0)) }
+        }
+        return !host.contains { character in
+            character.isWhitespace || "[]:\"<>\\^`{|}".contains(character)
+                || character.unicodeScalars.contains { $0.properties.generalCategory == .control }
         }
     }
 
