@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh config --runs 10000000 one target until 10 million inputs were run (no time limit)
 #   scripts/fuzz.sh --replay               run only the committed seeds (and the saved corpus) once: a quick check
 #   scripts/fuzz.sh --list                 the targets
-#   options: --skip-build (reuse the last build), --debug (debug build: slower, with SwiftNIO's debug checks),
+#   options: --skip-build (reuse the last build), --build-only, --debug (debug build: slower, with SwiftNIO's debug checks),
 #            --fresh (forget the corpus grown by earlier runs), -- ARGS (passed to every libFuzzer run)
 #
 # Targets: frames, server-handshake, client-handshake, extensions, config, codecs, actions (Fuzz/Sources/Fuzz*/, each
@@ -23,13 +23,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 
 all_targets=(frames server-handshake client-handshake extensions config codecs actions)
-seconds=30 runs="" build=1 configuration=release fresh=0 replay=0
+seconds=30 runs="" build=1 build_only=0 configuration=release fresh=0 replay=0
 targets=() extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds=$2; shift ;;
         --runs) runs=$2; shift ;;
         --skip-build) build=0 ;;
+        --build-only) build_only=1 ;;
         --debug) configuration=debug ;;
         --fresh) fresh=1 ;;
         --replay) replay=1 ;;
@@ -67,6 +68,7 @@ if [ "$build" = 1 ]; then
     # One product at a time: a plain `swift build` would also build (and fail to link) the root package's executables.
     for target in "${targets[@]}"; do swift build "${flags[@]}" --product "$(executable "$target")"; done
 fi
+[ "$build_only" = 0 ] || exit 0
 bin="$(swift build "${flags[@]}" --show-bin-path)"
 
 # A crash is reported by libFuzzer and the sanitizer (symbolized, with the "Swift runtime failure" frame) rather
@@ -112,4 +114,11 @@ done
 
 printf '\n%-18s %12s %10s %8s %8s\n' target executions exec/s seconds crashes
 printf '%s\n' "${summary[@]}"
+total_runs=0 total_crashes=0
+for row in "${summary[@]}"; do
+    read -r _ row_runs _ _ row_crashes <<<"$row"
+    [[ "$row_runs" =~ ^[0-9]+$ ]] && total_runs=$((total_runs + row_runs))
+    [[ "$row_crashes" =~ ^[0-9]+$ ]] && total_crashes=$((total_crashes + row_crashes))
+done
+echo "fuzz: ${#summary[@]} targets, $total_runs executions, $total_crashes crashes"
 exit "$failed"

@@ -12,7 +12,7 @@
 #      our servers and the C floors, no timing asserted), so that the instruments of BENCHMARKS.md keep working,
 #   7. runs the unit and loopback tests again under ThreadSanitizer (scripts/sanitizers.sh thread; built beside
 #      Autobahn, whose peers leave the cores idle much of the time),
-#   8. runs every fuzz target for a few seconds (scripts/fuzz.sh), and
+#   8. runs every fuzz target for ten seconds (scripts/fuzz.sh --debug, built beside Autobahn too), and
 #   9. soaks the daemon for one minute (scripts/soak.sh --minutes 1 on the debug build).
 # Set AUTOBAHN=skip, SCHEMATHESIS=skip, BENCH_SMOKE=skip, TSAN=skip, FUZZ=skip or SOAK=skip to leave out those steps
 # while iterating (CI never does). The summary gives each stage's duration.
@@ -91,9 +91,12 @@ if [ "${AUTOBAHN:-run}" != skip ]; then
     ob_cases='1.*,2.*,3.*,4.*,5.*,6.*,7.*,12.1.*'
     log "Autobahn|TestSuite: server and client (all cases), the daemon's outbound sockets ($ob_cases)"
     # The outbound suite runs beside the other two; its output follows theirs. The sanitizer's build too.
-    if [ "${TSAN:-run}" != skip ]; then
+    if [ "${TSAN:-run}" != skip ] || [ "${FUZZ:-run}" != skip ]; then
         tsan_build_log=$(mktemp)
-        nice -n 10 scripts/sanitizers.sh thread --build-only >"$tsan_build_log" 2>&1 &
+        (
+            [ "${TSAN:-run}" = skip ] || nice -n 10 scripts/sanitizers.sh thread --build-only
+            [ "${FUZZ:-run}" = skip ] || nice -n 10 scripts/fuzz.sh --debug --build-only
+        ) >"$tsan_build_log" 2>&1 &
         tsan_build_pid=$!
     fi
     ob_log=$(mktemp)
@@ -144,15 +147,20 @@ extra() {
     if [ "$2" -eq 0 ]; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)) extra_rc=1; fi
 }
 
+# The sanitizer's and the fuzz targets' builds, started beside Autobahn.
+sanitizer_build_rc=0 prebuilt=0
+if [ -n "${tsan_build_pid:-}" ]; then
+    log "waiting for the ThreadSanitizer and fuzz builds started beside Autobahn"
+    wait "$tsan_build_pid" || sanitizer_build_rc=$?
+    tsan_build_pid="" prebuilt=1
+    tail -5 "$tsan_build_log"
+    rm -f "$tsan_build_log"
+fi
+
 if [ "${TSAN:-run}" != skip ]; then
     log "unit and loopback tests under ThreadSanitizer (scripts/sanitizers.sh thread)"
-    tsan_rc=0 tsan_step=all
-    if [ -n "${tsan_build_pid:-}" ]; then
-        wait "$tsan_build_pid" || tsan_rc=$?
-        tsan_build_pid="" tsan_step=--skip-build
-        tail -5 "$tsan_build_log"
-        rm -f "$tsan_build_log"
-    fi
+    tsan_rc=$sanitizer_build_rc tsan_step=all
+    [ "$prebuilt" = 0 ] || tsan_step=--skip-build
     tsan_log=$(mktemp)
     set +e
     [ "$tsan_rc" -ne 0 ] || { scripts/sanitizers.sh thread "$tsan_step" 2>&1 | tee "$tsan_log"; tsan_rc=${PIPESTATUS[0]}; }
@@ -165,7 +173,9 @@ if [ "${FUZZ:-run}" != skip ]; then
     log "fuzz targets, a few seconds each (scripts/fuzz.sh)"
     fuzz_log=$(mktemp)
     set +e
-    scripts/fuzz.sh --seconds "${FUZZ_SECONDS:-10}" 2>&1 | tee "$fuzz_log"
+    fuzz_step=()
+    [ "$prebuilt" = 0 ] || fuzz_step=(--skip-build)
+    scripts/fuzz.sh --debug "${fuzz_step[@]}" --seconds "${FUZZ_SECONDS:-10}" 2>&1 | tee "$fuzz_log"
     fuzz_rc=${PIPESTATUS[0]}
     set -e
     extra "fuzzing" "$fuzz_rc" "$(grep -E '^fuzz:' "$fuzz_log" | tail -1 || true)"
