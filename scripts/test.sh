@@ -93,9 +93,14 @@ if [ "${AUTOBAHN:-run}" != skip ]; then
     # The outbound suite runs beside the other two; its output follows theirs. The sanitizer's build too.
     if [ "${TSAN:-run}" != skip ] || [ "${FUZZ:-run}" != skip ]; then
         tsan_build_log=$(mktemp)
+        # Each build's exit status goes to its own file: one failing does not fail the other's stage.
         (
-            [ "${TSAN:-run}" = skip ] || nice -n 10 scripts/sanitizers.sh thread --build-only
-            [ "${FUZZ:-run}" = skip ] || nice -n 10 scripts/fuzz.sh --debug --build-only
+            rc=0
+            [ "${TSAN:-run}" = skip ] || nice -n 10 scripts/sanitizers.sh thread --build-only || rc=$?
+            echo "$rc" >"$tsan_build_log.tsan"
+            rc=0
+            [ "${FUZZ:-run}" = skip ] || nice -n 10 scripts/fuzz.sh --debug --build-only || rc=$?
+            echo "$rc" >"$tsan_build_log.fuzz"
         ) >"$tsan_build_log" 2>&1 &
         tsan_build_pid=$!
     fi
@@ -148,18 +153,21 @@ extra() {
 }
 
 # The sanitizer's and the fuzz targets' builds, started beside Autobahn.
-sanitizer_build_rc=0 prebuilt=0
+tsan_build_rc=0 fuzz_build_rc=0 prebuilt=0
 if [ -n "${tsan_build_pid:-}" ]; then
     log "waiting for the ThreadSanitizer and fuzz builds started beside Autobahn"
-    wait "$tsan_build_pid" || sanitizer_build_rc=$?
+    wait "$tsan_build_pid" || true
     tsan_build_pid="" prebuilt=1
-    tail -5 "$tsan_build_log"
-    rm -f "$tsan_build_log"
+    tsan_build_rc=$(cat "$tsan_build_log.tsan" 2>/dev/null || echo 1)
+    fuzz_build_rc=$(cat "$tsan_build_log.fuzz" 2>/dev/null || echo 1)
+    # The builds' errors, if any (the whole log would repeat every compiled file).
+    grep -E 'error:|warning:' "$tsan_build_log" | grep -v 'unhandled; explicitly declare' | head -20 || true
+    rm -f "$tsan_build_log" "$tsan_build_log.tsan" "$tsan_build_log.fuzz"
 fi
 
 if [ "${TSAN:-run}" != skip ]; then
     log "unit and loopback tests under ThreadSanitizer (scripts/sanitizers.sh thread)"
-    tsan_rc=$sanitizer_build_rc tsan_step=all
+    tsan_rc=$tsan_build_rc tsan_step=all
     [ "$prebuilt" = 0 ] || tsan_step=--skip-build
     tsan_log=$(mktemp)
     set +e
@@ -175,8 +183,11 @@ if [ "${FUZZ:-run}" != skip ]; then
     set +e
     fuzz_step=()
     [ "$prebuilt" = 0 ] || fuzz_step=(--skip-build)
-    scripts/fuzz.sh --debug "${fuzz_step[@]}" --seconds "${FUZZ_SECONDS:-10}" 2>&1 | tee "$fuzz_log"
-    fuzz_rc=${PIPESTATUS[0]}
+    fuzz_rc=$fuzz_build_rc
+    if [ "$fuzz_rc" -eq 0 ]; then
+        scripts/fuzz.sh --debug "${fuzz_step[@]}" --seconds "${FUZZ_SECONDS:-10}" 2>&1 | tee "$fuzz_log"
+        fuzz_rc=${PIPESTATUS[0]}
+    fi
     set -e
     extra "fuzzing" "$fuzz_rc" "$(grep -E '^fuzz:' "$fuzz_log" | tail -1 || true)"
     rm -f "$fuzz_log"
