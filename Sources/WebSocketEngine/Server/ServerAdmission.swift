@@ -63,8 +63,10 @@ final class ServerAdmission: Sendable {
         case .admit:
             return .success(id)
         case .admitEvicting:
+            // Read before closing: a closed channel forgets its addresses, on its own event loop.
+            let evictedAddress = evicted?.remoteAddress
             evicted?.close(promise: nil)
-            self.onEvent?(.evicted(address: evicted?.remoteAddress))
+            self.onEvent?(.evicted(address: evictedAddress))
             return .success(id)
         case .refuse(let refusal):
             self.onEvent?(.refused(refusal, address: address))
