@@ -17,19 +17,24 @@ final class Backend: Sendable {
         var socketID: String
         var path: String
         var signatureValid: Bool
+        /// `X-WSGate-Delivery`, the same on every attempt of one record.
+        var delivery: String
+        /// Whether an earlier attempt of the same delivery was recorded (its answer was lost or came too late).
+        var isRepeat: Bool
     }
 
     let events = TestMailbox<Event>()
-    private let attempts = NIOLockedValueBox<[String: Int]>([:])
+    private let deliveries = NIOLockedValueBox<Set<String>>([])
     private let task: Task<Void, any Error>
     let port: Int
 
-    /// Starts the backend; `answer` maps (event type, message, attempt number) to (status, content type, body).
+    /// Starts the backend; `answer` maps (event type, message, path, `X-WSGate-Attempt`) to (status, content type,
+    /// body).
     init(secret: String, answer: @escaping @Sendable (String, String?, String, Int) -> (HTTPResponse.Status, String, String)) async throws {
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
         let router = Router()
         let events = self.events
-        let attempts = self.attempts
+        let deliveries = self.deliveries
         router.post("/events") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)
             let bytes = Array(body.readableBytesView)
@@ -43,9 +48,12 @@ final class Backend: Sendable {
             let type = json["type"] as? String ?? "?"
             let message = json["message"] as? String
             let socketID = json["socket_id"] as? String ?? ""
-            let key = "\(type)|\(message ?? "")|\(socketID)"
-            let attempt = attempts.withLockedValue { $0[key, default: 0] += 1; return $0[key]! }
-            events.put(Event(type: type, message: message, socketID: socketID, path: json["path"] as? String ?? "", signatureValid: signature == expected))
+            let delivery = request.headers[HTTPField.Name("X-WSGate-Delivery")!] ?? ""
+            let attempt = request.headers[HTTPField.Name("X-WSGate-Attempt")!].flatMap { Int($0) } ?? 0
+            let isRepeat = deliveries.withLockedValue { !$0.insert(delivery).inserted }
+            events.put(Event(
+                type: type, message: message, socketID: socketID, path: json["path"] as? String ?? "",
+                signatureValid: signature == expected, delivery: delivery, isRepeat: isRepeat))
             let (status, contentType, text) = answer(type, message, json["path"] as? String ?? "", attempt)
             return Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
         }
@@ -62,10 +70,11 @@ final class Backend: Sendable {
         _ = try? await self.task.value
     }
 
-    /// The next recorded event that is not `close`.
+    /// The next recorded event that is not `close`, nor a repeated delivery (a retry of one recorded already, as
+    /// when a loaded machine answered after the timeout: delivery is at least once).
     func next(skippingCloses: Bool = true) async -> Event? {
         while let event = await self.events.take() {
-            if skippingCloses && event.type == "close" { continue }
+            if event.isRepeat || (skippingCloses && event.type == "close") { continue }
             return event
         }
         return nil
@@ -144,6 +153,13 @@ struct WebhookTests {
         _ = await backend.next()
         try await device.send(text: "flaky")
         #expect(try await device.receive() == .text("made it"))
+        // Three attempts of one delivery: the same id, the later two marked as repeats.
+        var attempts: [Backend.Event] = []
+        while attempts.count < 3, let event = await backend.events.take() {
+            if event.message == "flaky" { attempts.append(event) }
+        }
+        #expect(Set(attempts.map(\.delivery)).count == 1 && attempts.first?.delivery.count == 36)
+        #expect(attempts.map(\.isRepeat) == [false, true, true])
         try await device.send(text: "broken")
         #expect(try await device.receive() == nil)
         #expect(await device.closeInfo == WebSocketCloseInfo(code: .internalServerError, reason: "webhook delivery failed", initiatedLocally: false))

@@ -50,12 +50,14 @@ final class WebhookClient: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let body = Array(try encoder.encode(record))
+        // The same id on every attempt: a backend that saw it already answers again without acting twice.
+        let delivery = UUID().uuidString.lowercased()
         var attempt = 0
         while true {
             let started = NIODeadline.now()
             let outcome: Result<Answer, Failure>
             do {
-                let answer = try await self.permits.with { try await self.post(body, event: record.type) }
+                let answer = try await self.permits.with { try await self.post(body, event: record.type, delivery: delivery, attempt: attempt + 1) }
                 outcome = (500..<600).contains(answer.status.code) ? .failure(Failure(description: "backend answered \(answer.status.code)")) : .success(answer)
                 Timer(label: "wsgate_webhook_duration_seconds", dimensions: [("route", self.route), ("event", record.type)])
                     .recordNanoseconds((NIODeadline.now() - started).nanoseconds)
@@ -77,7 +79,7 @@ final class WebhookClient: Sendable {
         }
     }
 
-    private func post(_ body: [UInt8], event: String) async throws -> Answer {
+    private func post(_ body: [UInt8], event: String, delivery: String, attempt: Int) async throws -> Answer {
         var request = HTTPClientRequest(url: self.settings.url)
         request.method = .POST
         let timestamp = Int64((Date().timeIntervalSince1970 * 1000).rounded())
@@ -85,6 +87,8 @@ final class WebhookClient: Sendable {
         request.headers.add(name: "User-Agent", value: "wsgate")
         request.headers.add(name: "X-WSGate-Event", value: event)
         request.headers.add(name: "X-WSGate-Timestamp", value: String(timestamp))
+        request.headers.add(name: "X-WSGate-Delivery", value: delivery)
+        request.headers.add(name: "X-WSGate-Attempt", value: String(attempt))
         if let secret = self.settings.secret {
             request.headers.add(name: "X-WSGate-Signature", value: Self.signature(secret: secret, timestamp: timestamp, body: body))
         }
