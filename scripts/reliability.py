@@ -65,14 +65,16 @@ def frame(opcode, payload, rsv1=False):
         header = struct.pack("!BBH", first, 0x80 | 126, length)
     else:
         header = struct.pack("!BBQ", first, 0x80 | 127, length)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if length < 1 << 16 else mask_fast(payload, mask)
-    return header + mask + masked
+    return header + mask + apply_mask(payload, mask)
 
 
-def mask_fast(payload, mask):
+def apply_mask(payload, mask):
+    """XORs the payload with the repeated 4-byte mask, as one big integer operation (fast for large payloads)."""
     n = len(payload)
-    key = int.from_bytes(mask * ((n + 3) // 4), "little")
-    return (int.from_bytes(payload, "little") ^ (key & ((1 << (8 * n)) - 1))).to_bytes(n, "little")
+    if n == 0:
+        return b""
+    key = int.from_bytes((mask * ((n + 3) // 4))[:n], "little")
+    return (int.from_bytes(payload, "little") ^ key).to_bytes(n, "little")
 
 
 def read_close(sock, timeout=30):

@@ -7,8 +7,8 @@
 #   ... --build-only | --skip-build  only build, or only test (the test command builds beside Autobahn, then tests)
 #
 # The daemon tests start the wsgate binary of the same sanitized build (WSGATE_BINARY), so the daemon runs under the
-# sanitizer too: a report makes it exit with status 66, which the tests check. Fails on any failed test and on any
-# sanitizer report in the test process. A build from clean takes about as long as the debug build; the tests take
+# sanitizer too: a report makes it exit with status 66, which the tests check. Fails on any failed test (a few are
+# run again alone first, by scripts/swift-test.sh) and on any sanitizer report in the test process. A build from clean takes about as long as the debug build; the tests take
 # about twice as long as without a sanitizer.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,14 +33,14 @@ bin=$(swift build --sanitize="$kind" --scratch-path "$scratch" --show-bin-path)
 export WSGATE_BINARY="$bin/wsgate"
 
 echo "==> swift test under the $kind sanitizer"
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+log=$(mktemp) out=$(mktemp)
+trap 'rm -f "$log" "$out"' EXIT
 set +e
-swift test --skip-build --sanitize="$kind" --scratch-path "$scratch" 2>&1 | tee "$log"
+SWIFT_TEST_LOG=$log scripts/swift-test.sh --skip-build --sanitize="$kind" --scratch-path "$scratch" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
+# Reports count in both runs: the first, and the failed tests' run again alone.
 reports=$(grep -c "$marker" "$log" || true)
-tests=$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests\{0,1\} .*/\1/p' "$log" | tail -1)
-failed=$(grep '✘ Test .* failed' "$log" | grep -vc 'Test run with' || true)
-echo "sanitizer $kind: ${tests:-0} tests, $failed failed, $reports reports, exit status $rc"
-[ "$rc" -eq 0 ] && [ "$reports" -eq 0 ] && [ "$failed" -eq 0 ]
+summary=$(sed -n 's/^swift test: \([0-9]* tests, [0-9]* failed\).*/\1/p' "$out" | tail -1)
+echo "sanitizer $kind: ${summary:-0 tests, 0 failed}, $reports reports, exit status $rc"
+[ "$rc" -eq 0 ] && [ "$reports" -eq 0 ]

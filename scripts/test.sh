@@ -42,37 +42,16 @@ swift build --build-tests --explicit-target-dependency-import-check error
 log "unit and loopback tests"
 test_log=$(mktemp)
 ob_pid="" ob_log=""
-tsan_build_pid=""
-trap 'rm -f "$test_log" "$ob_log"; [ -z "$ob_pid" ] || kill -TERM "$ob_pid" 2>/dev/null || true; [ -z "$tsan_build_pid" ] || kill -TERM "$tsan_build_pid" 2>/dev/null || true' EXIT
+side_build_pid=""
+trap 'rm -f "$test_log" "$ob_log"; [ -z "$ob_pid" ] || kill -TERM "$ob_pid" 2>/dev/null || true; [ -z "$side_build_pid" ] || kill -TERM "$side_build_pid" 2>/dev/null || true' EXIT
 set +e
-swift test --skip-build 2>&1 | tee "$test_log"
+scripts/swift-test.sh --skip-build 2>&1 | tee "$test_log"
 test_rc=${PIPESTATUS[0]}
 set -e
-# Swift Testing: "Test run with N tests in M suites passed/failed ... with K issues".
-tests_total=$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests\{0,1\} .*/\1/p' "$test_log" | tail -1)
-tests_failed=$(grep '✘ Test .* failed' "$test_log" | grep -vc 'Test run with' || true)
-# What failed, with the first issue each test recorded, repeated in the summary where a truncated log still shows it.
-test_failures=$(grep -E '✘ Test .*(failed|recorded an issue)' "$test_log" | grep -v 'Test run with' | cut -c1-400 | head -40 || true)
-# A few failures are run again, one test at a time: a test that passes alone failed for the load of its neighbours
-# (a timing bound on a slower machine), which the summary reports as flaky by name; one that fails again fails the
-# run. Many failures are not retried: something is broken.
-flaky=""
-if [ "$test_rc" -ne 0 ] && [ "${tests_failed:-0}" -gt 0 ] && [ "${tests_failed:-0}" -le 12 ]; then
-    names=$(grep -E '✘ Test [A-Za-z0-9_]+\(.*\) failed' "$test_log" | sed 's/.*✘ Test \([A-Za-z0-9_]*\)(.*/\1/' | sort -u | paste -sd'|' -)
-    if [ -n "$names" ]; then
-        log "running the failed tests again, one at a time: $names"
-        set +e
-        swift test --skip-build --no-parallel --filter "($names)\\(" 2>&1 | tee "$test_log.again"
-        again_rc=${PIPESTATUS[0]}
-        set -e
-        if [ "$again_rc" -eq 0 ]; then
-            flaky="$names"
-            test_rc=0
-            tests_failed=0
-        fi
-        rm -f "$test_log.again"
-    fi
-fi
+# The summary scripts/swift-test.sh ends with, repeated in ours where a truncated log still shows it.
+test_summary=$(sed -n '/^swift test: [0-9]* tests, [0-9]* failed, exit status/,$p' "$test_log" | head -60)
+read -r tests_total tests_failed < <(printf '%s\n' "$test_summary" | sed -n 's/^swift test: \([0-9]*\) tests, \([0-9]*\) failed.*/\1 \2/p' | tail -1) || true
+tests_total=${tests_total:-0} tests_failed=${tests_failed:-1}
 
 st_rc=0 st_cases=0
 if [ "${SCHEMATHESIS:-run}" != skip ]; then
@@ -92,17 +71,17 @@ if [ "${AUTOBAHN:-run}" != skip ]; then
     log "Autobahn|TestSuite: server and client (all cases), the daemon's outbound sockets ($ob_cases)"
     # The outbound suite runs beside the other two; its output follows theirs. The sanitizer's build too.
     if [ "${TSAN:-run}" != skip ] || [ "${FUZZ:-run}" != skip ]; then
-        tsan_build_log=$(mktemp)
+        side_build_log=$(mktemp)
         # Each build's exit status goes to its own file: one failing does not fail the other's stage.
         (
             rc=0
             [ "${TSAN:-run}" = skip ] || nice -n 10 scripts/sanitizers.sh thread --build-only || rc=$?
-            echo "$rc" >"$tsan_build_log.tsan"
+            echo "$rc" >"$side_build_log.tsan"
             rc=0
             [ "${FUZZ:-run}" = skip ] || nice -n 10 scripts/fuzz.sh --debug --build-only || rc=$?
-            echo "$rc" >"$tsan_build_log.fuzz"
-        ) >"$tsan_build_log" 2>&1 &
-        tsan_build_pid=$!
+            echo "$rc" >"$side_build_log.fuzz"
+        ) >"$side_build_log" 2>&1 &
+        side_build_pid=$!
     fi
     ob_log=$(mktemp)
     scripts/autobahn.sh outbound --cases "$ob_cases" >"$ob_log" 2>&1 &
@@ -139,75 +118,61 @@ if [ "${BENCH_SMOKE:-run}" != skip ]; then
     scripts/bench-smoke.sh 2>&1 | tee "$bs_log"
     bs_rc=${PIPESTATUS[0]}
     set -e
-    read -r bs_passed bs_failed < <(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$bs_log" | tail -1)
+    read -r bs_passed bs_failed < <(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$bs_log" | tail -1) || true
     rm -f "$bs_log"
     bs_passed=${bs_passed:-0} bs_failed=${bs_failed:-0}
     [ "$bs_rc" -eq 0 ] || [ "$bs_failed" -gt 0 ] || bs_failed=1
 fi
 
-# extra NAME RC PASSED_LINE: records an extra stage's verdict for the summary.
+# extra_stage NAME BUILD_RC SUMMARY_PREFIX COMMAND...: runs COMMAND unless its build failed (BUILD_RC), and records
+# its exit status and the last line of its output starting with SUMMARY_PREFIX for the summary.
 extra_lines="" extra_passed=0 extra_failed=0 extra_rc=0
-extra() {
-    extra_lines="$extra_lines$1: $3 (exit status $2)"$'\n'
-    if [ "$2" -eq 0 ]; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)) extra_rc=1; fi
+extra_stage() {
+    local name=$1 rc=$2 prefix=$3 output failures
+    shift 3
+    output=$(mktemp)
+    if [ "$rc" -eq 0 ]; then
+        set +e
+        "$@" 2>&1 | tee "$output"
+        rc=${PIPESTATUS[0]}
+        set -e
+    fi
+    extra_lines="$extra_lines$name: $(grep "^$prefix" "$output" | tail -1 || true) (exit status $rc)"$'\n'
+    # A stage that runs the tests (scripts/swift-test.sh) names what failed in its summary.
+    failures=$(sed -n "/^swift test: [0-9]* tests, [0-9]* failed/,/^$prefix/p" "$output" | grep -v "^$prefix" | head -40 || true)
+    [ "$(printf '%s' "$failures" | grep -c '')" -le 1 ] || extra_lines="$extra_lines$failures"$'\n'
+    if [ "$rc" -eq 0 ]; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)) extra_rc=1; fi
+    rm -f "$output"
 }
 
 # The sanitizer's and the fuzz targets' builds, started beside Autobahn.
-tsan_build_rc=0 fuzz_build_rc=0 prebuilt=0
-if [ -n "${tsan_build_pid:-}" ]; then
+tsan_build_rc=0 fuzz_build_rc=0 prebuilt=()
+if [ -n "$side_build_pid" ]; then
     log "waiting for the ThreadSanitizer and fuzz builds started beside Autobahn"
-    wait "$tsan_build_pid" || true
-    tsan_build_pid="" prebuilt=1
-    tsan_build_rc=$(cat "$tsan_build_log.tsan" 2>/dev/null || echo 1)
-    fuzz_build_rc=$(cat "$tsan_build_log.fuzz" 2>/dev/null || echo 1)
+    wait "$side_build_pid" || true
+    side_build_pid="" prebuilt=(--skip-build)
+    tsan_build_rc=$(cat "$side_build_log.tsan" 2>/dev/null || echo 1)
+    fuzz_build_rc=$(cat "$side_build_log.fuzz" 2>/dev/null || echo 1)
     # The builds' errors, if any (the whole log would repeat every compiled file).
-    grep -E 'error:|warning:' "$tsan_build_log" | grep -v 'unhandled; explicitly declare' | head -20 || true
-    rm -f "$tsan_build_log" "$tsan_build_log.tsan" "$tsan_build_log.fuzz"
+    grep -E 'error:|warning:' "$side_build_log" | grep -v 'unhandled; explicitly declare' | head -20 || true
+    rm -f "$side_build_log" "$side_build_log.tsan" "$side_build_log.fuzz"
 fi
 
 if [ "${TSAN:-run}" != skip ]; then
     log "unit and loopback tests under ThreadSanitizer (scripts/sanitizers.sh thread)"
-    tsan_rc=$tsan_build_rc tsan_step=all
-    [ "$prebuilt" = 0 ] || tsan_step=--skip-build
-    tsan_log=$(mktemp)
-    set +e
-    [ "$tsan_rc" -ne 0 ] || { scripts/sanitizers.sh thread "$tsan_step" 2>&1 | tee "$tsan_log"; tsan_rc=${PIPESTATUS[0]}; }
-    set -e
-    extra "thread sanitizer" "$tsan_rc" "$(grep '^sanitizer thread:' "$tsan_log" | tail -1 || true)"
-    rm -f "$tsan_log"
+    extra_stage "thread sanitizer" "$tsan_build_rc" "sanitizer thread:" scripts/sanitizers.sh thread "${prebuilt[@]}"
 fi
-
 if [ "${FUZZ:-run}" != skip ]; then
     log "fuzz targets, a few seconds each (scripts/fuzz.sh)"
-    fuzz_log=$(mktemp)
-    set +e
-    fuzz_step=()
-    [ "$prebuilt" = 0 ] || fuzz_step=(--skip-build)
-    fuzz_rc=$fuzz_build_rc
-    if [ "$fuzz_rc" -eq 0 ]; then
-        scripts/fuzz.sh --debug "${fuzz_step[@]}" --seconds "${FUZZ_SECONDS:-10}" 2>&1 | tee "$fuzz_log"
-        fuzz_rc=${PIPESTATUS[0]}
-    fi
-    set -e
-    extra "fuzzing" "$fuzz_rc" "$(grep -E '^fuzz:' "$fuzz_log" | tail -1 || true)"
-    rm -f "$fuzz_log"
+    extra_stage "fuzzing" "$fuzz_build_rc" "fuzz:" scripts/fuzz.sh --debug "${prebuilt[@]}" --seconds "${FUZZ_SECONDS:-10}"
 fi
-
 if [ "${SOAK:-run}" != skip ]; then
     log "a one-minute soak of the daemon (scripts/soak.sh --minutes 1, debug build)"
-    soak_log=$(mktemp)
-    set +e
-    scripts/soak.sh --minutes 1 --debug --skip-build --binary .build/debug/wsgate 2>&1 | tee "$soak_log"
-    soak_rc=${PIPESTATUS[0]}
-    set -e
-    extra "soak" "$soak_rc" "$(grep -E '^soak:' "$soak_log" | tail -1 || true)"
-    rm -f "$soak_log"
+    extra_stage "soak" 0 "soak:" scripts/soak.sh --minutes 1 --debug --skip-build --binary .build/debug/wsgate
 fi
 
 log "summary"
-echo "swift test: ${tests_total:-0} tests, exit status $test_rc"
-[ -z "$test_failures" ] || printf '%s\n' "$test_failures"
-[ -z "$flaky" ] || echo "swift test: passed when run again alone (flaky under load, to be fixed): $flaky"
+printf '%s\n' "$test_summary"
 [ "${SCHEMATHESIS:-run}" = skip ] || echo "schemathesis: ${st_cases:-0} generated cases, exit status $st_rc"
 [ "${AUTOBAHN:-run}" = skip ] || echo "autobahn: $ab_passed cases passed, $ab_failed failed (server, client and outbound suites)"
 [ "${BENCH_SMOKE:-run}" = skip ] || echo "benchmark smoke: $bs_passed runs passed, $bs_failed failed, exit status $bs_rc"

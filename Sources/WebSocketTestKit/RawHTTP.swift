@@ -14,9 +14,7 @@ public enum RawTCP {
         until marker: [UInt8]? = nil,
         limit: Int = 1 << 20
     ) async throws -> [UInt8] {
-        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        if let source { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0)) }
-        let channel = try await bootstrap
+        let channel = try await self.bootstrap(from: source)
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
@@ -48,12 +46,17 @@ public enum RawTCP {
         return String(decoding: reply, as: UTF8.self)
     }
 
+    /// A client bootstrap whose connections leave from `source` (any local address when `nil`).
+    private static func bootstrap(from source: String?) throws -> ClientBootstrap {
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        guard let source else { return bootstrap }
+        return bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0))
+    }
+
     /// Opens a connection from `source` (a loopback address such as 127.0.0.2, to play another client) that sends
     /// `bytes` (nothing by default: a silent client, or a partial request) and then holds it; close it when done.
     public static func hold(host: String = "127.0.0.1", port: Int, from source: String? = nil, send bytes: [UInt8] = []) async throws -> any Channel {
-        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        if let source { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0)) }
-        let channel = try await bootstrap.connect(host: host, port: port).get()
+        let channel = try await self.bootstrap(from: source).connect(host: host, port: port).get()
         if !bytes.isEmpty { try await channel.writeAndFlush(ByteBuffer(bytes: bytes)) }
         return channel
     }

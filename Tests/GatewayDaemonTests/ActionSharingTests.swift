@@ -31,7 +31,7 @@ struct ActionSharingTests {
             routes:
               - path: /hook
                 handler: webhook
-                webhook: {url: http://127.0.0.1:\(backend.port)/events, timeout: 2s, retries: 0, secret: hook}
+                webhook: {url: http://127.0.0.1:\(backend.port)/events, timeout: 10s, retries: 0, secret: hook}
             """)
         let client = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(daemon.webSocketPort)/hook")
         for (index, action) in Self.malformed.enumerated() {

@@ -151,14 +151,10 @@ struct DaemonAdminTests {
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
-        // Blocking reads and waits run on a plain thread: the cooperative pool has as many threads as cores, and
-        // blocking one of them stalls every other test's tasks meanwhile.
-        let output = await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-            DispatchQueue.global().async {
-                let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                process.waitUntilExit()
-                continuation.resume(returning: output)
-            }
+        let output = await onOwnThread {
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return output
         }
         return (process.terminationStatus, output)
     }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import WebSocketTestKit
@@ -16,6 +17,8 @@ final class DaemonProcess: @unchecked Sendable {
     private let errors = Pipe()
     /// The daemon's log lines (its standard error), as they come.
     let logLines = TestMailbox<String>()
+    /// Its last log lines, printed when it ends unexpectedly.
+    private let recentLog = NIOLockedValueBox<[String]>([])
 
     /// The built binary: `WSGATE_BINARY`, or `.build/debug/wsgate` of this package.
     static var binary: URL {
@@ -45,17 +48,14 @@ final class DaemonProcess: @unchecked Sendable {
         self.process.standardError = self.errors
         try self.process.run()
         let handle = self.output.fileHandleForReading
-        let banner: String = await withCheckedContinuation { continuation in
-            // Read the banner on a plain thread: FileHandle reads block.
-            DispatchQueue.global().async {
-                var text = ""
-                while !text.contains("management API on") {
-                    let data = handle.availableData
-                    if data.isEmpty { break }
-                    text += String(decoding: data, as: UTF8.self)
-                }
-                continuation.resume(returning: text)
+        let banner: String = await onOwnThread {
+            var text = ""
+            while !text.contains("management API on") {
+                let data = handle.availableData
+                if data.isEmpty { break }
+                text += String(decoding: data, as: UTF8.self)
             }
+            return text
         }
         self.readLog()
         self.banner = banner
@@ -68,18 +68,21 @@ final class DaemonProcess: @unchecked Sendable {
         }
     }
 
-    /// Reads standard error line by line into ``logLines`` on a plain thread (FileHandle reads block).
+    /// Reads standard error line by line into ``logLines`` on a thread of its own (FileHandle reads block).
     private func readLog() {
         let handle = self.errors.fileHandleForReading
         let lines = self.logLines
-        DispatchQueue.global().async {
+        let recent = self.recentLog
+        Thread.detachNewThread {
             var pending = Data()
             while true {
                 let data = handle.availableData
                 if data.isEmpty { break }
                 pending.append(data)
                 while let end = pending.firstIndex(of: 0x0A) {
-                    lines.put(String(decoding: pending[pending.startIndex..<end], as: UTF8.self))
+                    let line = String(decoding: pending[pending.startIndex..<end], as: UTF8.self)
+                    lines.put(line)
+                    recent.withLockedValue { $0 = $0.suffix(39) + [line] }
                     pending.removeSubrange(pending.startIndex...end)
                 }
             }
@@ -113,24 +116,33 @@ final class DaemonProcess: @unchecked Sendable {
         if self.process.isRunning { self.process.terminate() }
     }
 
-    /// Sends SIGTERM and waits for the exit status.
+    /// Sends SIGTERM and waits for the exit status. A daemon that had ended by itself, or that does not exit with
+    /// status 0, has its last log lines printed: a test's failure then says why.
     @discardableResult
     func stop() async -> Int32 {
-        if self.process.isRunning { self.process.terminate() }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                self.process.waitUntilExit()
-                continuation.resume()
-            }
-        }
-        try? FileManager.default.removeItem(at: self.directory)
-        return self.process.terminationStatus
+        let wasRunning = self.process.isRunning
+        if wasRunning { self.process.terminate() }
+        return await self.waitForExit(expected: wasRunning ? "its exit after SIGTERM" : "nothing: it had ended by itself")
     }
 
     /// Kills the process with SIGKILL (no closing handshakes: its peers see their connections drop) and waits.
     func kill() async {
-        if self.process.isRunning { Foundation.kill(self.process.processIdentifier, SIGKILL) }
-        await self.stop()
+        let wasRunning = self.process.isRunning
+        if wasRunning { Foundation.kill(self.process.processIdentifier, SIGKILL) }
+        await self.waitForExit(expected: wasRunning ? nil : "nothing: it had ended by itself")
+    }
+
+    @discardableResult
+    private func waitForExit(expected: String?) async -> Int32 {
+        await onOwnThread { self.process.waitUntilExit() }
+        try? FileManager.default.removeItem(at: self.directory)
+        let status = self.process.terminationStatus
+        if let expected, status != 0 || !expected.hasPrefix("its exit") {
+            let log = self.recentLog.withLockedValue { $0 }.joined(separator: "\n")
+            FileHandle.standardError.write(Data(
+                "wsgate (pid \(self.process.processIdentifier), \(self.process.terminationReason == .uncaughtSignal ? "signal" : "status") \(status)) was stopped expecting \(expected); its last log lines:\n\(log)\n".utf8))
+        }
+        return status
     }
 
     /// Calls the management API; returns status and body.

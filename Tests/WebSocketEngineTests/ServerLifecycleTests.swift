@@ -81,13 +81,13 @@ struct ServerLifecycleTests {
         }
         let port = server.localAddress!.port!
         let client = Task { try? await WebSocketClient.connect(to: "ws://127.0.0.1:\(port)/") }
-        _ = await deciding.take()
+        _ = try await within(20, "the decision to start") { await deciding.take() }
         await server.shutdown()
         // The listener is closed and no connection is served, but the decision's task still runs: `run()` waits
         // for it, and the handshake timeout cancels it.
-        await server.run()
+        try await within(20, "run() to return") { await server.run() }
         #expect(cancelled.withLockedValue { $0 } == true)
-        _ = await client.value
+        _ = try await within(20, "the client's refusal") { await client.value }
     }
 
     @Test func aSynchronousDecisionRunsOnTheLoopWithoutATaskAndNilFallsBackToTheHook() async throws {
