@@ -102,11 +102,17 @@ public struct Daemon: Sendable {
 
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully (1001 to every connection).
     public func run(logger: Logger, metrics: PrometheusCollectorRegistry, onReady: @escaping @Sendable (String) -> Void = { print($0) }) async throws {
-        let http = HTTPClient(eventLoopGroup: .singletonMultiThreadedEventLoopGroup)
+        // A refused or reset connection fails a webhook attempt at once: the client's own retries, with backoff
+        // until the request's deadline, would make every attempt at a dead backend wait its whole timeout.
+        var httpConfiguration = HTTPClient.Configuration()
+        httpConfiguration.connectionPool.retryConnectionEstablishment = false
+        let http = HTTPClient(eventLoopGroup: .singletonMultiThreadedEventLoopGroup, configuration: httpConfiguration)
+        for warning in self.configuration.warnings { logger.warning("\(warning)") }
         do {
             let handlers = HandlerServices(
                 http: http, logger: logger, bridges: OutboundFactory.bridges(of: self.configuration),
-                outboundDefaults: self.configuration.outboundDefaults.defaults)
+                outboundDefaults: self.configuration.outboundDefaults.defaults,
+                handshakeTimeout: self.configuration.limits.handshakeTimeout ?? WebSocketServerConfiguration().handshakeTimeout)
             let gateway = try Gateway(configuration: try self.gatewayConfiguration(handlers: handlers, logger: logger))
             DescriptorLimit.check(connections: gateway.configuration.maxConnections, logger: logger)
             let factory = OutboundFactory(handlers: handlers, connection: gateway.configuration.server.connection)

@@ -85,6 +85,7 @@ struct Check: AsyncParsableCommand {
         do {
             let configuration = try DaemonConfiguration.load(path: self.config)
             print("wsgate: \(self.config) is valid: \(configuration.routes.count) route(s), listen \(configuration.listen), admin \(configuration.admin.listen)")
+            for warning in configuration.warnings { FileHandleOutput.error("wsgate: warning: \(warning)") }
         } catch let error as ConfigError {
             FileHandleOutput.error("wsgate: \(error)")
             throw ExitCode(1)

@@ -84,6 +84,27 @@ struct ConfigurationTests {
         #expect(configuration.listen == ListenAddress(host: "::1", port: 0))
         #expect(configuration.admin.token == nil && configuration.log.level == .info)
     }
+
+    @Test func aWebhookThatCannotFitItsRetriesInTheHandshakeIsWarnedAbout() throws {
+        let fits = try DaemonConfiguration.parse(
+            yaml: "routes: [{path: /w, handler: webhook, webhook: {url: 'http://127.0.0.1:1/', timeout: 2s, retries: 3}}]", environment: [:])
+        #expect(fits.warnings.isEmpty)
+        let tooLong = try DaemonConfiguration.parse(
+            yaml: """
+                limits: {handshake_timeout: 5s}
+                routes:
+                  - {path: /e, handler: echo}
+                  - {path: /w, handler: webhook, webhook: {url: 'http://127.0.0.1:1/', timeout: 2s, retries: 3, backoff: 100ms}}
+                """,
+            environment: [:])
+        #expect(tooLong.warnings == [
+            "routes[1].webhook.timeout × (1 + routes[1].webhook.retries) with backoff (8.7 s) exceeds limits.handshake_timeout (5 s): "
+                + "the open event of /w gets only the attempts that fit in the handshake, and a backend that does not answer refuses clients with 504",
+        ])
+        let withoutOpen = try DaemonConfiguration.parse(
+            yaml: "routes: [{path: /w, handler: webhook, webhook: {url: 'http://127.0.0.1:1/', timeout: 20s, events: [data]}}]", environment: [:])
+        #expect(withoutOpen.warnings.isEmpty)
+    }
 }
 
 /// Expects `yaml` to be refused with an error at `key` about `value`, with a non-empty expectation.
@@ -98,4 +119,5 @@ func expectConfigError(_ yaml: String, key: String, value: String, sourceLocatio
     } catch {
         Issue.record("unexpected \(error)", sourceLocation: sourceLocation)
     }
+
 }

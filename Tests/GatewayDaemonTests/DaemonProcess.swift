@@ -145,6 +145,23 @@ final class DaemonProcess: @unchecked Sendable {
         return status
     }
 
+    /// Sends an upgrade request for `path` with `headers` to the WebSocket listener; returns the raw answer: its
+    /// head, and for a refusal (which the server closes) its body. With `open`, stops at the end of the head.
+    func upgrade(_ path: String, headers: String = "Host: 127.0.0.1", open: Bool = false) async throws -> String {
+        let request = "GET \(path) HTTP/1.1\r\n\(headers)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        return try await within(10, "an answer to \(path)") {
+            try await RawTCP.exchange(port: self.webSocketPort, send: request, until: open ? "\r\n\r\n" : nil)
+        }
+    }
+
+    /// The value of one Prometheus series (`name{labels}`) at `/metrics`; 0 when it is not there.
+    func metric(_ series: String) async throws -> Double {
+        let (_, text) = try await self.admin(.GET, "/metrics")
+        let line = text.split(separator: "\n").first { $0.hasPrefix(series + " ") }
+        return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+    }
+
     /// Calls the management API; returns status and body.
     func admin(_ method: HTTPMethod, _ path: String, body: String? = nil, token: String? = nil) async throws -> (status: Int, body: String) {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(self.adminPort)\(path)")

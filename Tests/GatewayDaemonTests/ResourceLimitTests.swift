@@ -10,12 +10,6 @@ import WebSocketTestKit
 @Suite("wsgate daemon end to end: descriptors, admin timeouts, per-address limits", .serialized)
 struct ResourceLimitTests {
     /// A metric's value in the Prometheus text of `/metrics`, 0 when absent.
-    private func metric(_ daemon: DaemonProcess, _ series: String) async throws -> Double {
-        let (_, text) = try await daemon.admin(.GET, "/metrics")
-        let line = text.split(separator: "\n").first { $0.hasPrefix(series + " ") }
-        return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
-    }
-
     @Test func outOfDescriptorsTheListenerPausesLogsAndRecovers() async throws {
         let daemon = try await DaemonProcess(
             yaml: """
@@ -36,7 +30,7 @@ struct ResourceLimitTests {
         for channel in silent { try await channel.close() }
         let failures = try await within(20, "the metrics") {
             while true {
-                if let value = try? await self.metric(daemon, #"wsgate_accept_errors_total{error="EMFILE"}"#) { return value }
+                if let value = try? await daemon.metric(#"wsgate_accept_errors_total{error="EMFILE"}"#) { return value }
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
@@ -73,8 +67,8 @@ struct ResourceLimitTests {
         // A body over max_body_size gets 413.
         let (status, body) = try await daemon.admin(.POST, "/v1/broadcast", body: #"{"message":"\#(String(repeating: "x", count: 100))"}"#)
         #expect(status == 413 && body.contains("body_too_large"), "\(status) \(body)")
-        #expect(try await self.metric(daemon, #"wsgate_admin_responses_total{status="413"}"#) == 1)
-        #expect(try await self.metric(daemon, #"wsgate_admin_responses_total{status="408"}"#) == 1)
+        #expect(try await daemon.metric(#"wsgate_admin_responses_total{status="413"}"#) == 1)
+        #expect(try await daemon.metric(#"wsgate_admin_responses_total{status="408"}"#) == 1)
         #expect(await daemon.stop() == 0)
     }
 
@@ -88,19 +82,14 @@ struct ResourceLimitTests {
         let first = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(daemon.webSocketPort)/echo")
         let answer = try await within(20, "a 429") {
             while true {
-                let answer = try await RawTCP.exchange(port: daemon.webSocketPort, send: upgrade("/echo"), until: "\r\n\r\n")
+                let answer = try await daemon.upgrade("/echo", open: true)
                 if answer.hasPrefix("HTTP/1.1 429") { return answer }
                 try await Task.sleep(for: .milliseconds(50))
             }
         }
         #expect(answer.contains("too many connections from this address (1)") && answer.contains("Retry-After: 5"))
-        #expect(try await self.metric(daemon, #"wsgate_connections_total{route="",result="refused",reason="connections_per_address"}"#) >= 1)
+        #expect(try await daemon.metric(#"wsgate_connections_total{route="",result="refused",reason="connections_per_address"}"#) >= 1)
         _ = try await first.close()
         #expect(await daemon.stop() == 0)
-    }
-
-    private func upgrade(_ path: String) -> String {
-        "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     }
 }

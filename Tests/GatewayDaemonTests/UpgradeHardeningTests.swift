@@ -21,25 +21,15 @@ struct UpgradeHardeningTests {
             groups: ["room:{room}"]
         """
 
-    /// Sends an upgrade request for `path` with `headers`; reads the answer's head (and body, for a refusal, which
-    /// the server closes).
-    private func upgrade(_ daemon: DaemonProcess, _ path: String, _ headers: String = "Host: 127.0.0.1", open: Bool = false) async throws -> String {
-        let request = "GET \(path) HTTP/1.1\r\n\(headers)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        return try await within(10, "an answer to \(path)") {
-            try await RawTCP.exchange(port: daemon.webSocketPort, send: request, until: open ? "\r\n\r\n" : nil)
-        }
-    }
-
     @Test func atCapacityThe503CarriesRetryAfter() async throws {
         let daemon = try await DaemonProcess(yaml: Self.config)
         let echo = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(daemon.webSocketPort)/echo")
-        var answer = try await self.upgrade(daemon, "/echo")
+        var answer = try await daemon.upgrade("/echo")
         #expect(answer.hasPrefix("HTTP/1.1 503") && answer.contains("route /echo at capacity"), "\(answer)")
         #expect(answer.lowercased().contains("\r\nretry-after: 5\r\n"), "\(answer)")
         let first = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(daemon.webSocketPort)/chat/a")
         let second = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(daemon.webSocketPort)/chat/a")
-        answer = try await self.upgrade(daemon, "/chat/a")
+        answer = try await daemon.upgrade("/chat/a")
         #expect(answer.hasPrefix("HTTP/1.1 503") && answer.contains("gateway at capacity"), "\(answer)")
         #expect(answer.lowercased().contains("\r\nretry-after: 5\r\n"), "\(answer)")
         for socket in [echo, first, second] { try await socket.close() }
@@ -48,11 +38,11 @@ struct UpgradeHardeningTests {
 
     @Test func duplicateOriginAndHostHeadersAreRefused() async throws {
         let daemon = try await DaemonProcess(yaml: Self.config)
-        var answer = try await self.upgrade(daemon, "/chat/a", "Host: 127.0.0.1\r\nOrigin: https://good.example\r\nOrigin: https://evil.example")
+        var answer = try await daemon.upgrade("/chat/a", headers: "Host: 127.0.0.1\r\nOrigin: https://good.example\r\nOrigin: https://evil.example")
         #expect(answer.hasPrefix("HTTP/1.1 403") && answer.contains("more than one Origin"), "\(answer)")
-        answer = try await self.upgrade(daemon, "/chat/a", "Host: 127.0.0.1\r\nHost: evil.example\r\nOrigin: https://good.example")
+        answer = try await daemon.upgrade("/chat/a", headers: "Host: 127.0.0.1\r\nHost: evil.example\r\nOrigin: https://good.example")
         #expect(answer.hasPrefix("HTTP/1.1 400") && answer.contains("more than one Host"), "\(answer)")
-        answer = try await self.upgrade(daemon, "/chat/a", "Host: 127.0.0.1\r\nOrigin: https://good.example", open: true)
+        answer = try await daemon.upgrade("/chat/a", headers: "Host: 127.0.0.1\r\nOrigin: https://good.example", open: true)
         #expect(answer.hasPrefix("HTTP/1.1 101"), "\(answer)")
         #expect(await daemon.stop() == 0)
     }
@@ -64,10 +54,10 @@ struct UpgradeHardeningTests {
             ("/chat/a%E2%80%AEb", "parameter room"), ("/chat/a%07b", "parameter room"), ("/chat/a%E2%81%A6b", "parameter room"),
             ("/chat/..%2F..%2Fadmin", "parameter room"), ("/chat/\(long)", "group name of 305 bytes"),
         ] {
-            let answer = try await self.upgrade(daemon, path)
+            let answer = try await daemon.upgrade(path)
             #expect(answer.hasPrefix("HTTP/1.1 400") && answer.contains(reason), "\(path): \(answer)")
         }
-        let answer = try await self.upgrade(daemon, "/chat/caf%C3%A9..ok", open: true)
+        let answer = try await daemon.upgrade("/chat/caf%C3%A9..ok", open: true)
         #expect(answer.hasPrefix("HTTP/1.1 101"), "\(answer)")
         #expect(await daemon.stop() == 0)
     }

@@ -98,8 +98,22 @@ public struct WebhookSection: Sendable, Decodable {
     public var secret: String?
     /// Requests in flight at once across all connections of the route.
     public var concurrency = 64
+    /// Failed attempts in a row after which every delivery of the route fails at once (`circuit_failures`, 0: never).
+    public var circuitFailures: Int? = 5
+    /// How long deliveries fail at once before one probe goes to the backend (`circuit_open_for`).
+    public var circuitOpenFor: TimeAmount = .seconds(10)
 
-    enum Keys: String, CodingKey, CaseIterable { case url, events, timeout, retries, backoff, secret, concurrency }
+    /// The longest one delivery can take with every retry: attempts of `timeout` and the backoffs between them.
+    public var longestDelivery: TimeAmount {
+        var total = self.timeout
+        for retry in 0..<self.retries { total = total + self.backoff * Int64(1 << min(retry, 16)) + self.timeout }
+        return total
+    }
+
+    enum Keys: String, CodingKey, CaseIterable {
+        case url, events, timeout, retries, backoff, secret, concurrency
+        case circuitFailures = "circuit_failures", circuitOpenFor = "circuit_open_for"
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.section(Keys.self)
@@ -123,6 +137,9 @@ public struct WebhookSection: Sendable, Decodable {
         self.backoff = try c.duration(.backoff) ?? .milliseconds(100)
         self.secret = try c.text(.secret)
         self.concurrency = try c.int(.concurrency, in: 1...100_000) ?? 64
+        let failures = try c.int(.circuitFailures, in: 0...1_000_000) ?? 5
+        self.circuitFailures = failures == 0 ? nil : failures
+        self.circuitOpenFor = try c.duration(.circuitOpenFor) ?? .seconds(10)
     }
 }
 

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import GatewayCore
 import Logging
+import NIOCore
 
 /// One handler the daemon offers: its config name, where it may serve, how its settings are checked when the file
 /// is read, and how it is built. Routes and outbound sockets are wired through the same entries.
@@ -21,6 +22,8 @@ struct HandlerEntry: Sendable {
         var http: HTTPClient
         var logger: Logger
         var outboundDefaults: OutboundDefaults
+        /// The listener's handshake timeout, which bounds what a route's upgrade hook may take.
+        var handshakeTimeout: TimeAmount
     }
 
     /// A built handler, with the upgrade hook it wants on a route.
@@ -109,7 +112,7 @@ extension HandlerEntry {
         }
         let client = WebhookClient(
             settings: settings, http: context.http, route: context.role == .route ? context.owner : "outbound", logger: context.logger)
-        let handler = WebhookHandler(client: client, logger: context.logger)
+        let handler = WebhookHandler(client: client, logger: context.logger, handshakeTimeout: context.handshakeTimeout)
         guard context.role == .route else { return Built(handler: handler) }
         return Built(handler: handler, upgradeHook: { await handler.upgradeHook($0) })
     }
@@ -153,13 +156,15 @@ struct HandlerServices: Sendable {
     let bridges: [String: BridgeFlow]
     /// `outbound_defaults` (its allowed hosts also bound the webhooks of outbound sockets).
     let outboundDefaults: OutboundDefaults
+    /// The listener's handshake timeout.
+    let handshakeTimeout: TimeAmount
 
     /// Builds the handler of a route (`owner`: its path) or of an outbound socket (`owner`: its id); `key` is where
     /// its settings are, for errors.
     func build(_ section: HandlerSection, role: HandlerRole, key: String, owner: String) throws -> HandlerEntry.Built {
         let context = HandlerEntry.Context(
             role: role, key: key, owner: owner, bridge: role == .outbound ? self.bridges[owner] : nil, bridges: self.bridges,
-            http: self.http, logger: self.logger, outboundDefaults: self.outboundDefaults)
+            http: self.http, logger: self.logger, outboundDefaults: self.outboundDefaults, handshakeTimeout: self.handshakeTimeout)
         return try HandlerCatalog.make(section, context)
     }
 }

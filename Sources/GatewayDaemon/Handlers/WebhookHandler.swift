@@ -2,6 +2,7 @@ import FoundationEssentials
 import GatewayCore
 import HTTPTypes
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 import WebSocketEngine
@@ -13,50 +14,77 @@ import WebSocketEngine
 struct WebhookHandler: GatewayHandler {
     let client: WebhookClient
     let logger: Logger
+    /// The listener's handshake timeout: the `open` event must be answered within it.
+    let handshakeTimeout: TimeAmount
 
     /// The upgrade hook: posts the `open` event before the upgrade completes; a non-2xx answer refuses the upgrade
-    /// with that status.
+    /// with that status. A failed delivery refuses it too, before the handshake timeout would: 502 (the backend
+    /// could not be reached or failed), 504 (it did not answer in time), 503 with `Retry-After` (its circuit is open).
     func upgradeHook(_ request: GatewayUpgradeRequest) async -> GatewayUpgradeDecision {
         guard self.client.settings.events.contains(.open) else { return .accept() }
         let record = GatewayEventRecord(info: request.info, type: "open", timestamp: request.info.connectedAt)
-        do {
-            let answer = try await self.client.deliver(record)
+        // A tenth of the handshake timeout is kept for the answer to leave.
+        let budget = WebhookClient.Budget(deadline: .now() + .nanoseconds(self.handshakeTimeout.nanoseconds / 10 * 9))
+        do throws(WebhookFailure) {
+            let answer = try await self.client.deliver(record, budget: budget, metadata: ["socket_id": "\(request.info.socketID)", "path": "\(request.info.path)"])
             guard (200..<300).contains(answer.status.code) else {
                 let body = String(buffer: answer.body)
                 return .reject(status: answer.status, body: body.isEmpty ? "refused by the backend" : body)
             }
             return .accept()
         } catch {
-            return .reject(status: .badGateway, body: "the webhook backend could not be reached")
+            let refusal = error.upgradeRefusal
+            let headers: HTTPHeaders = refusal.retryAfter.map { ["Retry-After": "\($0)"] } ?? [:]
+            return .reject(status: refusal.status, headers: headers, body: refusal.body)
         }
     }
 
     func serve(_ context: GatewayContext, events: GatewayEvents) async {
         let wanted = self.client.settings.events
+        let connection = context.connection
+        // Once a message could not be delivered, the client is told (1011) and the messages it sent after it are
+        // not posted: they are counted and logged at the end.
+        var failed = false
+        var notPosted = 0
         for await event in events {
+            var metadata = connection.logMetadata
             switch event.kind {
             case .text, .binary:
                 guard wanted.contains(.data) else { continue }
-                do {
-                    let answer = try await self.client.deliver(event.record)
+                guard !failed else {
+                    notPosted += 1
+                    continue
+                }
+                metadata["message_bytes"] = "\(event.record.message?.utf8.count ?? 0)"
+                // Retries stop once the connection is gone: nobody would learn of the answer.
+                let budget = WebhookClient.Budget(isWanted: { connection.isOpen })
+                do throws(WebhookFailure) {
+                    let answer = try await self.client.deliver(event.record, budget: budget, metadata: metadata)
                     guard (200..<300).contains(answer.status.code) else {
-                        throw WebhookClient.Failure(description: "backend answered \(answer.status.code)")
+                        throw WebhookFailure.unreachable("the backend answered \(answer.status.code)")
                     }
                     await self.act(on: answer, context: context)
                 } catch {
                     // Never drop a message silently: the client learns its message was not delivered.
-                    context.connection.startClose(code: .internalServerError, reason: "webhook delivery failed")
+                    failed = true
+                    connection.startClose(code: .internalServerError, reason: "webhook delivery failed")
                 }
             case .close:
+                if notPosted > 0 {
+                    metadata["messages"] = "\(notPosted)"
+                    self.logger.warning("messages not posted to the webhook: an earlier one failed and the connection was closed with 1011", metadata: metadata)
+                    Counter(label: "wsgate_webhook_not_posted_total", dimensions: [("route", self.client.route)]).increment(by: notPosted)
+                }
                 guard wanted.contains(.close) else { continue }
-                _ = try? await self.client.deliver(event.record)
+                // The connection is gone: one attempt, no retries.
+                _ = try? await self.client.deliver(event.record, budget: .init(retries: false), metadata: metadata)
             case .open:
                 // Inbound connections are announced by the upgrade hook, before their 101; outbound ones here.
-                guard context.connection.type == .outbound, wanted.contains(.open) else { continue }
-                _ = try? await self.client.deliver(event.record)
+                guard connection.type == .outbound, wanted.contains(.open) else { continue }
+                _ = try? await self.client.deliver(event.record, metadata: metadata)
             case .connecting, .connectFailed, .disconnected, .reconnected, .gaveUp:
                 guard wanted.contains(.reconnect) else { continue }
-                _ = try? await self.client.deliver(event.record)
+                _ = try? await self.client.deliver(event.record, metadata: metadata)
             case .ping, .pong, .idleTimeout, .error:
                 continue
             }
