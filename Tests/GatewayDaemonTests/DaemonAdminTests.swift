@@ -137,6 +137,11 @@ struct DaemonAdminTests {
         #expect(good.status == 0 && good.output.contains("is valid"))
         let bad = try await runCheck("routes: [{path: /e, handler: echo, extra: 1}]")
         #expect(bad.status == 1 && bad.output.contains("routes[0].extra"))
+        // Valid, with a warning that names the keys that work against each other.
+        let slow = try await runCheck("routes: [{path: /w, handler: webhook, webhook: {url: 'http://127.0.0.1:1/', timeout: 5s, retries: 3}}]")
+        #expect(slow.status == 0 && slow.output.contains("is valid"), "\(slow.output)")
+        #expect(slow.output.contains("wsgate: warning: routes[0].webhook.timeout × (1 + routes[0].webhook.retries)"), "\(slow.output)")
+        #expect(slow.output.contains("exceeds limits.handshake_timeout (default 10s)"), "\(slow.output)")
     }
 
     private func runCheck(_ yaml: String) async throws -> (status: Int32, output: String) {
