@@ -29,6 +29,8 @@ public final class Gateway: Service, Sendable {
     public let outboundBudget: WebSocketOutboundBudget?
     /// Connections admitted (reserved at the upgrade, released when they end): in all and per route.
     private let admitted = NIOLockedValueBox<(total: Int, byRoute: [String: Int])>((0, [:]))
+    /// Counts and logs refused connections and upgrades.
+    private let refusals: ListenerEventReporter
 
     /// Creates a gateway; fails when two routes have the same template. `directory` keeps track of the
     /// connections (by default, those of this process only).
@@ -38,6 +40,7 @@ public final class Gateway: Service, Sendable {
         self.configuration = configuration
         self.directory = directory
         self.outboundBudget = configuration.maxOutboundQueuedBytes.map { WebSocketOutboundBudget(limit: $0) }
+        self.refusals = ListenerEventReporter(logger: configuration.logger, limits: configuration.server.admission)
         var routes: [(RouteTemplate, GatewayRoute)] = []
         var seen = Set<String>()
         for (index, route) in configuration.routes.enumerated() {
@@ -64,7 +67,7 @@ public final class Gateway: Service, Sendable {
     public func start() async throws -> SocketAddress? {
         if let server = self.server.withLockedValue({ $0 }) { return server.localAddress }
         var configuration = self.configuration.server
-        let reporter = ListenerEventReporter(logger: self.configuration.logger, limits: configuration.admission)
+        let reporter = self.refusals
         configuration.onEvent = { [onEvent = configuration.onEvent] event in
             reporter.report(event)
             onEvent?(event)
@@ -135,20 +138,22 @@ public final class Gateway: Service, Sendable {
         case .failure(let rejection): decision = .reject(rejection)
         case .success(let pending): decision = self.accept(pending, GatewayAcceptance())
         }
-        return Self.counted(decision, request: request, matched: matched)
+        return self.counted(decision, request: request, matched: matched)
     }
 
     private func upgrade(_ request: WebSocketUpgradeRequest) async -> WebSocketUpgradeDecision {
         let matched = self.match(request.path)
-        return Self.counted(await self.decide(request, matched), request: request, matched: matched)
+        return self.counted(await self.decide(request, matched), request: request, matched: matched)
     }
 
-    /// Counts a refusal per route and status.
-    private static func counted(
+    /// Counts and logs a refusal per route and status.
+    private func counted(
         _ decision: WebSocketUpgradeDecision, request: WebSocketUpgradeRequest, matched: (RouteTemplate, GatewayRoute, [String: String])?
     ) -> WebSocketUpgradeDecision {
         if case .reject(let rejection) = decision {
-            RouteMetrics.refused(route: matched?.0.template ?? "", reason: String(rejection.status.code))
+            self.refusals.upgradeRefused(
+                status: rejection.status, reason: rejection.reason, route: matched?.0.template ?? "", path: request.path,
+                address: request.remoteAddress)
         }
         return decision
     }

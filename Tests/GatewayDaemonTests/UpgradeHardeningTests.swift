@@ -36,6 +36,29 @@ struct UpgradeHardeningTests {
         #expect(await daemon.stop() == 0)
     }
 
+    @Test func everyRefusedRequestIsLoggedAndCountedWithItsStatus() async throws {
+        let daemon = try await DaemonProcess(yaml: "log: {level: info}\nroutes: [{path: /echo, handler: echo}]")
+        // Refused by the server itself: another method, no upgrade, a version it does not speak.
+        let refusals = [
+            ("POST /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", "405"),
+            ("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", "426"),
+            ("GET /echo HTTP/1.0\r\nHost: x\r\n\r\n", "505"),
+        ]
+        for (request, status) in refusals {
+            let answer = try await within(10, "an answer") { try await RawTCP.exchange(port: daemon.webSocketPort, send: request) }
+            #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(answer)")
+            let line = try await daemon.logLine(containing: "refused: \(status)")
+            #expect(line.contains("upgrade request from 127.0.0.1 refused: \(status) "), "\(line)")
+            #expect(try await daemon.metric(#"wsgate_connections_total{route="",result="refused",reason="\#(status)"}"#) == 1)
+        }
+        // Refused by the gateway: no such route.
+        #expect(try await daemon.upgrade("/nowhere").hasPrefix("HTTP/1.1 404"))
+        let line = try await daemon.logLine(containing: "refused: 404")
+        #expect(line.contains("upgrade request from 127.0.0.1 for /nowhere refused: 404 "), "\(line)")
+        #expect(try await daemon.metric(#"wsgate_connections_total{route="",result="refused",reason="404"}"#) == 1)
+        #expect(await daemon.stop() == 0)
+    }
+
     @Test func duplicateOriginAndHostHeadersAreRefused() async throws {
         let daemon = try await DaemonProcess(yaml: Self.config)
         var answer = try await daemon.upgrade("/chat/a", headers: "Host: 127.0.0.1\r\nOrigin: https://good.example\r\nOrigin: https://evil.example")

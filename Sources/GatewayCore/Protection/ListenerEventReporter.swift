@@ -7,14 +7,16 @@ import Logging
 import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import WebSocketEngine
 
-/// Turns the listener's events (connections refused by an admission limit, accept errors) into metrics and log
-/// lines. Every event is counted; the log says each kind at most once per ``logInterval``, with how many it left
-/// out, so that an attack cannot flood the log.
+/// Turns the listener's events (connections refused by an admission limit or by the server, accept errors) and
+/// refused upgrades into metrics and log lines. Every event is counted; the log says each kind at most once per
+/// ``logInterval``, with how many it left out, so that an attack cannot flood the log.
 ///
-/// Metrics: `wsgate_connections_total{route="",result="refused",reason}` per refusal (the reasons of
-/// ``WebSocketAdmissionRefusal``), `wsgate_accept_errors_total{error}` per failed accept (`EMFILE`, ...).
+/// Metrics: `wsgate_connections_total{route,result="refused",reason}` per refusal (the reasons of
+/// ``WebSocketAdmissionRefusal``, or the HTTP status of a refused request), `wsgate_accept_errors_total{error}` per
+/// failed accept (`EMFILE`, ...).
 final class ListenerEventReporter: Sendable {
     static let logInterval = TimeAmount.seconds(10)
 
@@ -54,6 +56,8 @@ final class ListenerEventReporter: Sendable {
                     + " \(self.limits.maxPendingHandshakes ?? 0) handshakes were in progress (limits.max_pending_handshakes)"
                     + (skipped > 0 ? " (\(skipped) more since the last report)" : "")
             }
+        case .rejected(let status, let reason, let address):
+            self.upgradeRefused(status: status, reason: reason, route: "", path: nil, address: address)
         case .acceptFailed(let errno, let pause):
             let name = Self.errnoName(errno)
             Counter(label: "wsgate_accept_errors_total", dimensions: [("error", name)]).increment()
@@ -63,6 +67,16 @@ final class ListenerEventReporter: Sendable {
                     + "; accepts paused for \(pause.nanoseconds / 1_000_000) ms"
                     + (skipped > 0 ? " (\(skipped) more failures since the last report)" : "")
             }
+        }
+    }
+
+    /// An upgrade refused with `status` (by the server, a route's checks or its upgrade hook): counted for `route`
+    /// (`""` before a route is known), and logged at most once per status and route per ``logInterval``.
+    func upgradeRefused(status: HTTPResponseStatus, reason: String, route: String, path: String?, address: SocketAddress?) {
+        RouteMetrics.refused(route: route, reason: String(status.code))
+        self.log(kind: "\(status.code) \(route)", level: .info) { skipped in
+            "upgrade request from \(address?.ipAddress ?? "?")\(path.map { " for \($0)" } ?? "") refused: \(status.code) \(reason)"
+                + (skipped > 0 ? " (\(skipped) more refused with \(status.code) since the last report)" : "")
         }
     }
 

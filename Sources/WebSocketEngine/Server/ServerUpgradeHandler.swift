@@ -54,9 +54,9 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         self.timeout = context.eventLoop.assumeIsolated().scheduleTask(in: self.configuration.handshakeTimeout) {
             switch self.state {
             case .awaitingHead, .awaitingEnd:
-                self.reject(.init(status: .requestTimeout, reason: "no complete upgrade request within the handshake timeout"), context: context)
+                self.refuse(.init(status: .requestTimeout, reason: "no complete upgrade request within the handshake timeout"), context: context)
             case .deciding:
-                self.reject(.init(status: .serviceUnavailable, reason: "the upgrade was not decided within the handshake timeout"), context: context)
+                self.refuse(.init(status: .serviceUnavailable, reason: "the upgrade was not decided within the handshake timeout"), context: context)
             case .done:
                 break
             }
@@ -114,10 +114,10 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
             case .success(let offer):
                 self.state = .awaitingEnd(head, offer)
             case .failure(let rejection):
-                self.reject(rejection, context: context)
+                self.refuse(rejection, context: context)
             }
         case (.body, .awaitingEnd):
-            self.reject(.init(status: .badRequest, reason: "an upgrade request must not have a body"), context: context)
+            self.refuse(.init(status: .badRequest, reason: "an upgrade request must not have a body"), context: context)
         case (.end, .awaitingEnd(let head, let offer)):
             if let id = self.pendingID { self.admission.requestReceived(id) }
             self.decide(head: head, offer: offer, context: context)
@@ -134,9 +134,9 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         }
         switch error as? HTTPParserError {
         case .headerOverflow?:
-            self.reject(.init(status: .requestHeaderFieldsTooLarge, reason: "request headers too large"), context: context)
+            self.refuse(.init(status: .requestHeaderFieldsTooLarge, reason: "request headers too large"), context: context)
         case .some(let parserError):
-            self.reject(.init(status: .badRequest, reason: "malformed HTTP request (\(parserError))"), context: context)
+            self.refuse(.init(status: .badRequest, reason: "malformed HTTP request (\(parserError))"), context: context)
         case nil:
             context.close(promise: nil)
         }
@@ -215,6 +215,13 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         } catch {
             context.close(promise: nil)
         }
+    }
+
+    /// Refuses a request on the server's own account (not an admission limit, not the application's decision):
+    /// reported as ``WebSocketServerEvent/rejected(status:reason:address:)``, then answered.
+    private func refuse(_ rejection: WebSocketHandshakeRejection, context: ChannelHandlerContext) {
+        self.configuration.onEvent?(.rejected(status: rejection.status, reason: rejection.reason, address: context.channel.remoteAddress))
+        self.reject(rejection, context: context)
     }
 
     private func reject(_ rejection: WebSocketHandshakeRejection, context: ChannelHandlerContext) {

@@ -99,4 +99,8 @@ public enum WebSocketServerEvent: Sendable {
     /// Accepting failed with a resource error (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): the listener stops
     /// accepting for `pause` (doubling while it keeps failing, at most a second) instead of retrying at once.
     case acceptFailed(errno: CInt, pause: TimeAmount)
+    /// The server refused an upgrade request itself, before any decision of the application: malformed (400),
+    /// another method (405), not an upgrade (426), headers too large (431), another HTTP version (505), not whole
+    /// within the handshake timeout (408), or not decided within it (503).
+    case rejected(status: HTTPResponseStatus, reason: String, address: SocketAddress?)
 }
