@@ -390,6 +390,8 @@ public final class Gateway: Service, Sendable {
         var metadata = connection.logMetadata
         metadata["close_code"] = "\(info?.code.rawValue ?? WebSocketCloseCode.abnormalClosure.rawValue)"
         metadata["close_reason"] = "\(info?.reason ?? "never connected")"
+        // The code and reason are the closer's: the gateway's own (a kick, a limit) even when the peer never answered.
+        metadata["closed_by"] = "\(info.map { $0.initiatedLocally ? "gateway" : "peer" } ?? "gateway")"
         return metadata
     }
 }

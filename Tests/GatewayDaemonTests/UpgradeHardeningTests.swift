@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
 import Testing
 import WebSocketEngine
@@ -56,6 +57,34 @@ struct UpgradeHardeningTests {
         let line = try await daemon.logLine(containing: "refused: 404")
         #expect(line.contains("upgrade request from 127.0.0.1 for /nowhere refused: 404 "), "\(line)")
         #expect(try await daemon.metric(#"wsgate_connections_total{route="",result="refused",reason="404"}"#) == 1)
+        #expect(await daemon.stop() == 0)
+    }
+
+    @Test func closesAreLoggedAndCountedWithTheClosersCodeAndReason() async throws {
+        let daemon = try await DaemonProcess(yaml: """
+            log: {level: info, format: json}
+            limits: {close_timeout: 500ms}
+            rate_limit: {messages_per_second: 1, burst: 1}
+            routes: [{path: /echo, handler: echo}]
+            """)
+        // A kick through the API: the client gets the code and reason, and so does the log.
+        let kicked = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(daemon.webSocketPort)/echo")
+        let id = try #require((DaemonProcess.json(try await daemon.admin(.GET, "/v1/connections").body)["connections"] as? [String])?.first)
+        #expect(try await daemon.admin(.DELETE, "/v1/connections/\(id)?code=4000&reason=kicked").status == 204)
+        #expect(await kicked.closeInfo == WebSocketCloseInfo(code: WebSocketCloseCode(4000), reason: "kicked", initiatedLocally: false))
+        var line = WebhookFailureTests.fields(try await daemon.logLine(containing: "connection closed"))
+        #expect(line["socket_id"] == id && line["close_code"] == "4000" && line["close_reason"] == "kicked" && line["closed_by"] == "gateway", "\(line)")
+        // A client over its rate limit that never answers the close: still 1008, not a 1006 close timeout.
+        let request = "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        // Three masked one-byte text frames.
+        let frames = Array(repeating: [0x81, 0x81, 1, 2, 3, 4, 0x61 ^ 1] as [UInt8], count: 3).flatMap { $0 }
+        let silent = try await RawTCP.hold(port: daemon.webSocketPort, send: Array(request.utf8) + frames)
+        line = WebhookFailureTests.fields(try await daemon.logLine(containing: "connection closed"))
+        #expect(line["close_code"] == "1008" && line["close_reason"] == "rate limit exceeded" && line["closed_by"] == "gateway", "\(line)")
+        #expect(try await daemon.metric(#"wsgate_closes_total{route="/echo",code="1008"}"#) == 1)
+        #expect(try await daemon.metric(#"wsgate_closes_total{route="/echo",code="1006"}"#) == 0)
+        try? await silent.close()
         #expect(await daemon.stop() == 0)
     }
 

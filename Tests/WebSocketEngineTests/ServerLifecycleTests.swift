@@ -69,7 +69,8 @@ struct ServerLifecycleTests {
 
     @Test func runWaitsForAPendingDecisionWhichTheHandshakeTimeoutCancels() async throws {
         var configuration = WebSocketServerConfiguration(port: 0)
-        configuration.handshakeTimeout = .milliseconds(300)
+        // Long enough for the request to arrive on a loaded machine (a 408 would leave no decision to wait for).
+        configuration.handshakeTimeout = .seconds(2)
         let deciding = Mailbox<Void>()
         let cancelled = NIOLockedValueBox<Bool?>(nil)
         let server = try await WebSocketServer.bind(configuration: configuration) { _ in

@@ -19,7 +19,8 @@ public enum WebSocketMessage: Sendable, Hashable {
 
 /// Why and how a connection ended, as seen by the application.
 public struct WebSocketCloseInfo: Sendable, Hashable, CustomStringConvertible {
-    /// The code the peer sent, or the one this endpoint failed the connection with; 1005 when a close frame came
+    /// The code of the close: the one this endpoint sent when it started the close or failed the connection
+    /// (whether the peer answered or not), else the one the peer sent; 1005 when the peer's close frame came
     /// without a code and 1006 when the connection ended without any close frame.
     public var code: WebSocketCloseCode
     /// The reason that came with the code (may be empty).

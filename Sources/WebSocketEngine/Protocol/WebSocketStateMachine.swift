@@ -119,6 +119,8 @@ struct WebSocketStateMachine {
         guard reason.utf8.count <= 123 else { throw .closeReasonTooLong(reason.utf8.count) }
         guard self.state == .open else { return .none }
         let deadline = now + self.configuration.closeTimeout
+        // The close is this endpoint's, with this code and reason, whether the peer answers it or not.
+        self.closeInfo = WebSocketCloseInfo(code: code, reason: reason, initiatedLocally: true)
         self.state = .closeSent(deadline: deadline)
         return .send(self.encodeClose(code: code, reason: reason), deadline: deadline)
     }
@@ -175,7 +177,7 @@ struct WebSocketStateMachine {
             let code = info.code == .noStatusReceived ? nil : info.code
             self.state = .closePending(PendingClose(code: code, reason: "", failing: false))
         case .closeSent:
-            self.closeInfo = info
+            // The peer's answer completes the close this endpoint started (and described already).
             self.state = self.configuration.role == .server ? .closed : .awaitingTCPClose(deadline: now + self.configuration.closeTimeout)
         case .closePending, .awaitingTCPClose, .closed:
             return .needMoreData

@@ -133,6 +133,9 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         switch error as? HTTPParserError {
+        case .invalidEOFState?:
+            // The client left (or was evicted) in the middle of its request: there is nobody to answer.
+            context.close(promise: nil)
         case .headerOverflow?:
             self.refuse(.init(status: .requestHeaderFieldsTooLarge, reason: "request headers too large"), context: context)
         case .some(let parserError):
