@@ -31,6 +31,8 @@ public final class Gateway: Service, Sendable {
     private let admitted = NIOLockedValueBox<(total: Int, byRoute: [String: Int])>((0, [:]))
     /// Counts and logs refused connections and upgrades.
     private let refusals: ListenerEventReporter
+    /// Bounds the log lines said again and again (refusals, slow consumers).
+    let logThrottle = LogThrottle()
 
     /// Creates a gateway; fails when two routes have the same template. `directory` keeps track of the
     /// connections (by default, those of this process only).
@@ -40,7 +42,7 @@ public final class Gateway: Service, Sendable {
         self.configuration = configuration
         self.directory = directory
         self.outboundBudget = configuration.maxOutboundQueuedBytes.map { WebSocketOutboundBudget(limit: $0) }
-        self.refusals = ListenerEventReporter(logger: configuration.logger, limits: configuration.server.admission)
+        self.refusals = ListenerEventReporter(logger: configuration.logger, limits: configuration.server.admission, throttle: self.logThrottle)
         var routes: [(RouteTemplate, GatewayRoute)] = []
         var seen = Set<String>()
         for (index, route) in configuration.routes.enumerated() {

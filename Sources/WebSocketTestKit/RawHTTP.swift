@@ -55,8 +55,13 @@ public enum RawTCP {
 
     /// Opens a connection from `source` (a loopback address such as 127.0.0.2, to play another client) that sends
     /// `bytes` (nothing by default: a silent client, or a partial request) and then holds it; close it when done.
-    public static func hold(host: String = "127.0.0.1", port: Int, from source: String? = nil, send bytes: [UInt8] = []) async throws -> any Channel {
-        let channel = try await self.bootstrap(from: source).connect(host: host, port: port).get()
+    /// With `reading` false it never reads what comes back (a stalled client: the peer's writes back up).
+    public static func hold(
+        host: String = "127.0.0.1", port: Int, from source: String? = nil, send bytes: [UInt8] = [], reading: Bool = true
+    ) async throws -> any Channel {
+        let channel = try await self.bootstrap(from: source)
+            .channelOption(.autoRead, value: reading)
+            .connect(host: host, port: port).get()
         if !bytes.isEmpty { try await channel.writeAndFlush(ByteBuffer(bytes: bytes)) }
         return channel
     }

@@ -75,8 +75,7 @@ struct UpgradeHardeningTests {
         var line = WebhookFailureTests.fields(try await daemon.logLine(containing: "connection closed"))
         #expect(line["socket_id"] == id && line["close_code"] == "4000" && line["close_reason"] == "kicked" && line["closed_by"] == "gateway", "\(line)")
         // A client over its rate limit that never answers the close: still 1008, not a 1006 close timeout.
-        let request = "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        let request = Self.upgradeRequest("/echo")
         // Three masked one-byte text frames.
         let frames = Array(repeating: [0x81, 0x81, 1, 2, 3, 4, 0x61 ^ 1] as [UInt8], count: 3).flatMap { $0 }
         let silent = try await RawTCP.hold(port: daemon.webSocketPort, send: Array(request.utf8) + frames)
@@ -86,6 +85,38 @@ struct UpgradeHardeningTests {
         #expect(try await daemon.metric(#"wsgate_closes_total{route="/echo",code="1006"}"#) == 0)
         try? await silent.close()
         #expect(await daemon.stop() == 0)
+    }
+
+    @Test func aSlowConsumerFloodIsLoggedOncePerTenSecondsWithACount() async throws {
+        let daemon = try await DaemonProcess(yaml: """
+            log: {level: warning, format: json}
+            limits: {outbound_queue_size: 16KiB, slow_consumer: drop}
+            routes: [{path: /feed, handler: broadcast, groups: [feed]}]
+            """)
+        // A client that never reads: once the socket buffers are full, every broadcast fails for it.
+        let stalled = try await RawTCP.hold(port: daemon.webSocketPort, send: Array(Self.upgradeRequest("/feed").utf8), reading: false)
+        let message = String(repeating: "x", count: 60_000)
+        var failures = 0
+        var firstLine: ContinuousClock.Instant?
+        for _ in 0..<400 where failures < 50 {
+            let answer = DaemonProcess.json(try await daemon.admin(.POST, "/v1/broadcast", body: #"{"message": "\#(message)", "groups": ["feed"]}"#).body)
+            failures += (answer["failures"] as? [Any])?.count ?? 0
+            if failures > 0, firstLine == nil {
+                _ = try await daemon.logLine(containing: "slow consumer: broadcast not delivered")
+                firstLine = .now
+            }
+        }
+        #expect(failures >= 50)
+        // The other failures were not logged one by one: no second line came before the interval ended.
+        let second = try? await daemon.logLine(containing: "slow consumer: broadcast not delivered", seconds: 0.5)
+        if let firstLine, ContinuousClock.now - firstLine < .seconds(9) { #expect(second == nil, "\(second ?? "")") }
+        try? await stalled.close()
+        #expect(await daemon.stop() == 0)
+    }
+
+    static func upgradeRequest(_ path: String) -> String {
+        "GET \(path) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     }
 
     @Test func duplicateOriginAndHostHeadersAreRefused() async throws {

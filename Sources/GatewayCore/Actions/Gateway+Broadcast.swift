@@ -58,7 +58,11 @@ extension Gateway {
             switch error.kind {
             case .outboundQueueFull:
                 connection.metrics.slowConsumer(connection.slowConsumer)
-                self.configuration.logger.warning("slow consumer: broadcast not delivered", metadata: connection.logMetadata)
+                if let leftOut = self.logThrottle.admit("slow consumer") {
+                    var metadata = connection.logMetadata
+                    if leftOut > 0 { metadata["left_out"] = "\(leftOut)" }
+                    self.configuration.logger.warning("slow consumer: broadcast not delivered", metadata: metadata)
+                }
                 if connection.slowConsumer == .close {
                     connection.startClose(code: .policyViolation, reason: "slow consumer")
                 }

@@ -12,22 +12,20 @@ import WebSocketEngine
 
 /// Turns the listener's events (connections refused by an admission limit or by the server, accept errors) and
 /// refused upgrades into metrics and log lines. Every event is counted; the log says each kind at most once per
-/// ``logInterval``, with how many it left out, so that an attack cannot flood the log.
+/// throttle interval (``LogThrottle``), with how many it left out, so that an attack cannot flood the log.
 ///
 /// Metrics: `wsgate_connections_total{route,result="refused",reason}` per refusal (the reasons of
 /// ``WebSocketAdmissionRefusal``, or the HTTP status of a refused request), `wsgate_accept_errors_total{error}` per
 /// failed accept (`EMFILE`, ...).
 final class ListenerEventReporter: Sendable {
-    static let logInterval = TimeAmount.seconds(10)
-
     private let logger: Logger
     private let limits: WebSocketAdmissionLimits
-    /// Per kind of event: when it was last logged, and how many were not logged since.
-    private let logged = NIOLockedValueBox<[String: (at: NIODeadline, skipped: Int)]>([:])
+    private let throttle: LogThrottle
 
-    init(logger: Logger, limits: WebSocketAdmissionLimits) {
+    init(logger: Logger, limits: WebSocketAdmissionLimits, throttle: LogThrottle) {
         self.logger = logger
         self.limits = limits
+        self.throttle = throttle
     }
 
     /// The daemon's configuration key of an admission limit, named in the log.
@@ -71,7 +69,7 @@ final class ListenerEventReporter: Sendable {
     }
 
     /// An upgrade refused with `status` (by the server, a route's checks or its upgrade hook): counted for `route`
-    /// (`""` before a route is known), and logged at most once per status and route per ``logInterval``.
+    /// (`""` before a route is known), and logged at most once per status and route per throttle interval.
     func upgradeRefused(status: HTTPResponseStatus, reason: String, route: String, path: String?, address: SocketAddress?) {
         RouteMetrics.refused(route: route, reason: String(status.code))
         self.log(kind: "\(status.code) \(route)", level: .info) { skipped in
@@ -81,16 +79,7 @@ final class ListenerEventReporter: Sendable {
     }
 
     private func log(kind: String, level: Logger.Level, message: (Int) -> String) {
-        let now = NIODeadline.now()
-        let skipped: Int? = self.logged.withLockedValue { logged in
-            if let last = logged[kind], now - last.at < Self.logInterval {
-                logged[kind]?.skipped += 1
-                return nil
-            }
-            defer { logged[kind] = (now, 0) }
-            return logged[kind]?.skipped ?? 0
-        }
-        guard let skipped else { return }
+        guard let skipped = self.throttle.admit(kind) else { return }
         self.logger.log(level: level, "\(message(skipped))")
     }
 
