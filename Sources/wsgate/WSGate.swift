@@ -12,10 +12,27 @@ import Glibc
 /// `wsgate`: the WebSocket gateway daemon.
 @main
 struct WSGate: AsyncParsableCommand {
+    /// The release this binary was built from (bumped with each release).
+    static let version = "0.9.0"
+
     static let configuration = CommandConfiguration(
         commandName: "wsgate",
         abstract: "WebSocketGateway: serve WebSocket routes from a YAML file, with a management API and webhooks.",
-        discussion: "Without --config it runs an embedded default: /echo and /chat/{room} on 127.0.0.1:8080, the management API on 127.0.0.1:9090.",
+        usage: """
+            wsgate [serve] [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT] [--log-level LEVEL] [--log-format text|json]
+            wsgate check --config FILE
+            wsgate connect URL [options]
+            """,
+        discussion: """
+            Without --config it runs an embedded default: /echo and /chat/{room} on 127.0.0.1:8080, the management API \
+            on 127.0.0.1:9090. The serve options (see 'wsgate help serve'):
+              --config FILE            the YAML configuration file
+              --listen HOST:PORT       override `listen`
+              --admin-listen HOST:PORT override `admin.listen`
+              --log-level LEVEL        override `log.level`: trace, debug, info, notice, warning, error, critical
+              --log-format FORMAT      override `log.format`: text or json
+            """,
+        version: WSGate.version,
         subcommands: [Serve.self, Check.self, Connect.self],
         defaultSubcommand: Serve.self
     )

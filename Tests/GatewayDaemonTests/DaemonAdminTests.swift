@@ -144,13 +144,26 @@ struct DaemonAdminTests {
         #expect(slow.output.contains("exceeds limits.handshake_timeout (default 10s)"), "\(slow.output)")
     }
 
+    @Test func versionAndHelpShowWhatAUserNeeds() async throws {
+        let version = try await Self.run(["--version"])
+        #expect(version.status == 0 && version.output.split(separator: ".").count == 3, "\(version.output)")
+        let help = try await Self.run(["--help"])
+        #expect(help.status == 0 && help.output.contains("--config FILE") && help.output.contains("--listen HOST:PORT"), "\(help.output)")
+        #expect(help.output.contains("--version"))
+    }
+
     private func runCheck(_ yaml: String) async throws -> (status: Int32, output: String) {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("check-\(UUID().uuidString).yaml")
         try yaml.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
+        return try await Self.run(["check", "--config", file.path])
+    }
+
+    /// Runs the wsgate binary with `arguments` to its end; its status and output (standard output and error).
+    private static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = DaemonProcess.binary
-        process.arguments = ["check", "--config", file.path]
+        process.arguments = arguments
         process.environment = ["TEST_TOKEN": "x"]
         let pipe = Pipe()
         process.standardOutput = pipe
