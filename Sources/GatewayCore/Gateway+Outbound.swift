@@ -26,7 +26,7 @@ extension Gateway {
         if let refusal = self.admit(route: Self.outboundRoute, limit: self.configuration.outbound.maxSockets) {
             throw .tooManyOutbound(refusal.reason.replacing("route \(Self.outboundRoute)", with: "outbound sockets"))
         }
-        let link = OutboundLink(id: id, url: url, client: client, strategy: socket.reconnect, queue: socket.queue)
+        let link = OutboundLink(id: id, url: url, client: client, strategy: socket.reconnect, queue: socket.queue, logger: self.configuration.logger)
         let target = try? WebSocketURL(url)
         let requestTarget = target?.requestTarget ?? "/"
         let queryStart = requestTarget.firstIndex(of: "?")

@@ -121,6 +121,11 @@ struct OutboundDaemonTests {
 
         await upstream.kill()
         try await self.waitFor(gateway, "rpc", state: "reconnecting")
+        // The operator reads it in the log: the disconnection (1006, no close frame), then the failed attempts.
+        let disconnected = try await gateway.logLine(containing: "outbound socket disconnected; reconnecting")
+        #expect(disconnected.contains("close_code=1006") && disconnected.contains("url=ws://127.0.0.1:\(port)/"), "\(disconnected)")
+        let failed = try await gateway.logLine(containing: "outbound socket connect attempt failed")
+        #expect(failed.contains("failures_in_a_row=1") && failed.contains("error="), "\(failed)")
         let info = DaemonProcess.json(try await gateway.admin(.GET, "/v1/connections/rpc").body)
         #expect(info["socket_type"] as? String == "outbound")
         // Requests made while the upstream is down wait in the outbound queue, in order.

@@ -1,4 +1,5 @@
 import DequeModule
+import Logging
 import NIOCore
 import WebSocketEngine
 
@@ -199,6 +200,7 @@ public struct GatewayEvents: AsyncSequence, Sendable {
                 link.lost()
                 self.lastClose = (code, reason)
                 self.pending.append(.disconnected(code: code, reason: reason))
+                self.log(.disconnected(code: code, reason: reason))
                 self.stage = .waiting(retry: 1)
             } else {
                 self.connection.markClosing()
@@ -216,6 +218,7 @@ public struct GatewayEvents: AsyncSequence, Sendable {
                 OutboundLink.count(self.connection.id, "gave_up")
                 self.connection.markClosing()
                 self.pending.append(.gaveUp(attempts: self.failedInARow, reason: self.lastFailure))
+                self.log(.gaveUp(attempts: self.failedInARow, reason: self.lastFailure))
                 self.pending.append(.close(code: self.lastClose.code, reason: "gave up reconnecting after \(self.failedInARow) attempts"))
                 self.stage = .finished
                 return
@@ -248,13 +251,44 @@ public struct GatewayEvents: AsyncSequence, Sendable {
                 self.decoder = self.decoder.map { MessageDecoder(codec: $0.codec, maxBuffered: $0.maxBuffered) }
                 self.base = socket.events.makeAsyncIterator()
                 self.pending.append(self.everConnected ? .reconnected(attempt: self.attempts) : .open)
+                if self.everConnected { self.log(.reconnected(attempt: self.attempts)) }
                 self.everConnected = true
                 self.stage = .session
             case .failed(let reason):
                 self.failedInARow += 1
                 self.lastFailure = reason
                 self.pending.append(.connectFailed(attempt: self.attempts, reason: reason))
+                self.log(.connectFailed(attempt: self.attempts, reason: reason))
                 self.stage = .waiting(retry: retry + 1)
+            }
+        }
+
+        /// Logs an outbound socket's change of connection. Failed attempts in a row are logged at the 1st, 2nd,
+        /// 4th, 8th... so that a fast reconnect interval against a dead upstream does not flood the log.
+        private func log(_ kind: GatewayEvent.Kind) {
+            guard let link = self.connection.link else { return }
+            var metadata = self.connection.logMetadata
+            metadata["url"] = "\(link.url)"
+            switch kind {
+            case .disconnected(let code, let reason):
+                metadata["close_code"] = "\(code)"
+                metadata["close_reason"] = "\(reason)"
+                link.logger.warning("outbound socket disconnected; reconnecting", metadata: metadata)
+            case .connectFailed(let attempt, let reason):
+                guard self.failedInARow & (self.failedInARow - 1) == 0 else { return }
+                metadata["attempt"] = "\(attempt)"
+                metadata["failures_in_a_row"] = "\(self.failedInARow)"
+                metadata["error"] = "\(reason)"
+                link.logger.warning("outbound socket connect attempt failed (logged at 1, 2, 4, 8... failures in a row)", metadata: metadata)
+            case .reconnected(let attempt):
+                metadata["attempt"] = "\(attempt)"
+                link.logger.info("outbound socket reconnected", metadata: metadata)
+            case .gaveUp(let attempts, let reason):
+                metadata["attempts"] = "\(attempts)"
+                metadata["error"] = "\(reason)"
+                link.logger.error("outbound socket gave up reconnecting", metadata: metadata)
+            default:
+                return
             }
         }
 

@@ -1,4 +1,5 @@
 import DequeModule
+import Logging
 import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
@@ -45,8 +46,14 @@ final class OutboundLink: Sendable {
     let queuePolicy: ReconnectQueuePolicy
     private let state = NIOLockedValueBox(State())
     private let eventLoop: any EventLoop
+    /// Where the socket's disconnections, reconnections and failed attempts are logged.
+    let logger: Logger
 
-    init(id: SocketID, url: String, client: WebSocketClientConfiguration, strategy: ReconnectStrategy, queue: ReconnectQueuePolicy) {
+    init(
+        id: SocketID, url: String, client: WebSocketClientConfiguration, strategy: ReconnectStrategy, queue: ReconnectQueuePolicy,
+        logger: Logger
+    ) {
+        self.logger = logger
         self.id = id
         self.url = url
         self.client = client
