@@ -22,6 +22,24 @@ struct OutboundClientOptionsTests {
                 try write("server.key", identity.privateKeyPEM))
     }
 
+    @Test func aFailedTLSHandshakeIsLoggedAndCounted() async throws {
+        let files = try Self.certificates()
+        defer { try? FileManager.default.removeItem(at: files.directory) }
+        let daemon = try await DaemonProcess(yaml: """
+            log: {level: info}
+            tls: {certificate: \(files.certificate), private_key: \(files.key)}
+            routes: [{path: /rpc, handler: echo}]
+            """)
+        // Plain text to the TLS listener.
+        _ = try? await within(10, "the listener to close") {
+            try await RawTCP.exchange(port: daemon.webSocketPort, send: "GET /rpc HTTP/1.1\r\nHost: x\r\n\r\n")
+        }
+        let line = try await daemon.logLine(containing: "TLS handshake from 127.0.0.1 failed: ")
+        #expect(!line.contains("\n"), "\(line)")
+        #expect(try await daemon.metric("wsgate_tls_failures_total") == 1)
+        #expect(await daemon.stop() == 0)
+    }
+
     @Test func secureUpstreamThroughAnAuthenticatingProxyWithCredentialsAndRedirects() async throws {
         let files = try Self.certificates()
         defer { try? FileManager.default.removeItem(at: files.directory) }

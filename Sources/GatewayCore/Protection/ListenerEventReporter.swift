@@ -54,6 +54,12 @@ final class ListenerEventReporter: Sendable {
                     + " \(self.limits.maxPendingHandshakes ?? 0) handshakes were in progress (limits.max_pending_handshakes)"
                     + (skipped > 0 ? " (\(skipped) more since the last report)" : "")
             }
+        case .tlsFailed(let reason, let address):
+            Counter(label: "wsgate_tls_failures_total").increment()
+            self.log(kind: "tls", level: .info) { skipped in
+                "TLS handshake from \(address?.ipAddress ?? "?") failed: \(reason)"
+                    + (skipped > 0 ? " (\(skipped) more failed since the last report)" : "")
+            }
         case .rejected(let status, let reason, let address):
             self.upgradeRefused(status: status, reason: reason, route: "", path: nil, address: address)
         case .acceptFailed(let errno, let pause):

@@ -141,6 +141,10 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         case .some(let parserError):
             self.refuse(.init(status: .badRequest, reason: "malformed HTTP request (\(parserError))"), context: context)
         case nil:
+            if self.configuration.tls != nil {
+                // Before the request, on a TLS listener: the TLS handshake failed or broke off.
+                self.configuration.onEvent?(.tlsFailed(reason: "\(error)", address: context.channel.remoteAddress))
+            }
             context.close(promise: nil)
         }
     }

@@ -103,4 +103,7 @@ public enum WebSocketServerEvent: Sendable {
     /// another method (405), not an upgrade (426), headers too large (431), another HTTP version (505), not whole
     /// within the handshake timeout (408), or not decided within it (503).
     case rejected(status: HTTPResponseStatus, reason: String, address: SocketAddress?)
+    /// A connection to a TLS listener failed before its request arrived: its TLS handshake failed (a plain-text
+    /// client, an unknown certificate authority, no common protocol version), or it broke off during it.
+    case tlsFailed(reason: String, address: SocketAddress?)
 }
