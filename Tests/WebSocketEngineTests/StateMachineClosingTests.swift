@@ -65,9 +65,12 @@ struct StateMachineClosingTests {
         #expect(deadline == t0 + .seconds(5))
         #expect(try machine.close(code: .normalClosure, reason: "", now: t0) == .none)
         #expect(throws: WebSocketError.connectionClosing) { try machine.encode(.text("x"), now: t0) }
-        #expect(machine.feed(makeFrame(8, closePayload(1001))).count == 1)
+        // The application is told of its own close (code and reason), not of the peer's echo without a reason.
+        let own = WebSocketCloseInfo(code: .goingAway, reason: "restart", initiatedLocally: true)
+        #expect(machine.feed(makeFrame(8, closePayload(1001))) == [.closed(own)])
         let (echo, closeTCPAt) = machine.commitClose(now: t0)
         #expect(echo == nil && closeTCPAt == nil)
+        #expect(machine.connectionClosed() == own)
     }
 
     @Test func closeTimeoutEndsAnUnansweredClose() throws {

@@ -177,8 +177,10 @@ struct WebSocketStateMachine {
             let code = info.code == .noStatusReceived ? nil : info.code
             self.state = .closePending(PendingClose(code: code, reason: "", failing: false))
         case .closeSent:
-            // The peer's answer completes the close this endpoint started (and described already).
+            // The peer's answer completes the close this endpoint started (and described already): the application
+            // is told that close, not the echo.
             self.state = self.configuration.role == .server ? .closed : .awaitingTCPClose(deadline: now + self.configuration.closeTimeout)
+            return .closed(self.closeInfo ?? info)
         case .closePending, .awaitingTCPClose, .closed:
             return .needMoreData
         }
