@@ -61,7 +61,9 @@ struct WebhookHandler: GatewayHandler {
                 do throws(WebhookFailure) {
                     let answer = try await self.client.deliver(event.record, budget: budget, metadata: metadata)
                     guard (200..<300).contains(answer.status.code) else {
-                        throw WebhookFailure.unreachable("the backend answered \(answer.status.code)")
+                        metadata["status"] = "\(answer.status.code)"
+                        self.logger.warning("webhook backend refused the message: closing with 1011", metadata: metadata)
+                        throw WebhookFailure.backendError(answer.status.code)
                     }
                     await self.act(on: answer, context: context)
                 } catch {
