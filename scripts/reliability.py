@@ -26,6 +26,8 @@ import sys
 import time
 import zlib
 
+from wsframes import close_code, split_frame
+
 
 def status_kib(pid, field):
     with open(f"/proc/{pid}/status") as status:
@@ -82,22 +84,11 @@ def read_close(sock, timeout=30):
     sock.settimeout(timeout)
     buffer = b""
     while True:
-        while len(buffer) >= 2:
-            opcode, length = buffer[0] & 0x0F, buffer[1] & 0x7F
-            offset = 2
-            if length == 126:
-                if len(buffer) < 4:
-                    break
-                length, offset = struct.unpack("!H", buffer[2:4])[0], 4
-            elif length == 127:
-                if len(buffer) < 10:
-                    break
-                length, offset = struct.unpack("!Q", buffer[2:10])[0], 10
-            if len(buffer) < offset + length:
-                break
-            payload, buffer = buffer[offset:offset + length], buffer[offset + length:]
+        while (frame := split_frame(buffer)) is not None:
+            opcode, payload, used = frame
+            buffer = buffer[used:]
             if opcode == 8:
-                return (struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005), payload[2:].decode(errors="replace")
+                return close_code(payload), payload[2:].decode(errors="replace")
         chunk = sock.recv(65536)
         if not chunk:
             return None, ""

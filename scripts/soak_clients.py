@@ -23,12 +23,12 @@ import json
 import os
 import select
 import socket
-import struct
 import sys
 import threading
 import time
 
 from soak_verdict import cmd_verdict, write_json
+from wsframes import close_code, split_frame
 
 LOOPBACK_PREFIX = "127."
 
@@ -143,23 +143,12 @@ def drain(sock, deadline):
         if not chunk:
             return code, "eof"
         buf += chunk
-        # Parse complete server frames (unmasked), keeping an incomplete tail.
-        while len(buf) >= 2:
-            op, n = buf[0] & 0x0F, buf[1] & 0x7F
-            head = 2
-            if n == 126:
-                if len(buf) < 4:
-                    break
-                n, head = struct.unpack(">H", buf[2:4])[0], 4
-            elif n == 127:
-                if len(buf) < 10:
-                    break
-                n, head = struct.unpack(">Q", buf[2:10])[0], 10
-            if len(buf) < head + n:
-                break
-            if op == 0x8 and n >= 2:
-                code = struct.unpack(">H", buf[head:head + 2])[0]
-            del buf[:head + n]
+        # Whole frames are read, an incomplete tail kept; a close frame with a code gives the code.
+        while (frame := split_frame(buf)) is not None:
+            opcode, payload, used = frame
+            if opcode == 8 and len(payload) >= 2:
+                code = close_code(payload)
+            del buf[:used]
     return code, "open"
 
 

@@ -122,25 +122,29 @@ final class DaemonProcess: @unchecked Sendable {
     func stop() async -> Int32 {
         let wasRunning = self.process.isRunning
         if wasRunning { self.process.terminate() }
-        return await self.waitForExit(expected: wasRunning ? "its exit after SIGTERM" : "nothing: it had ended by itself")
+        return await self.waitForExit(wasRunning: wasRunning, expectsZero: true)
     }
 
     /// Kills the process with SIGKILL (no closing handshakes: its peers see their connections drop) and waits.
     func kill() async {
         let wasRunning = self.process.isRunning
         if wasRunning { Foundation.kill(self.process.processIdentifier, SIGKILL) }
-        await self.waitForExit(expected: wasRunning ? nil : "nothing: it had ended by itself")
+        await self.waitForExit(wasRunning: wasRunning, expectsZero: false)
     }
 
+    /// Waits for the exit; prints the last log lines when the daemon had ended by itself, or when `expectsZero`
+    /// and its status is not 0.
     @discardableResult
-    private func waitForExit(expected: String?) async -> Int32 {
+    private func waitForExit(wasRunning: Bool, expectsZero: Bool) async -> Int32 {
         await onOwnThread { self.process.waitUntilExit() }
         try? FileManager.default.removeItem(at: self.directory)
         let status = self.process.terminationStatus
-        if let expected, status != 0 || !expected.hasPrefix("its exit") {
+        if !wasRunning || (expectsZero && status != 0) {
             let log = self.recentLog.withLockedValue { $0 }.joined(separator: "\n")
+            let how = self.process.terminationReason == .uncaughtSignal ? "signal" : "status"
+            let when = wasRunning ? "after it was stopped" : "by itself, before it was stopped"
             FileHandle.standardError.write(Data(
-                "wsgate (pid \(self.process.processIdentifier), \(self.process.terminationReason == .uncaughtSignal ? "signal" : "status") \(status)) was stopped expecting \(expected); its last log lines:\n\(log)\n".utf8))
+                "wsgate (pid \(self.process.processIdentifier)) ended with \(how) \(status) \(when); its last log lines:\n\(log)\n".utf8))
         }
         return status
     }
