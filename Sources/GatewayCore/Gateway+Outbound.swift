@@ -22,7 +22,8 @@ extension Gateway {
             id = .random()
         }
         let url = try socket.resolvedURL(defaults: self.configuration.outbound)
-        let client = socket.clientConfiguration(defaults: self.configuration.outbound)
+        var client = socket.clientConfiguration(defaults: self.configuration.outbound)
+        client.connection.trafficObserver = self.outboundMetrics
         if let refusal = self.admit(route: Self.outboundRoute, limit: self.configuration.outbound.maxSockets) {
             throw .tooManyOutbound(refusal.reason.replacing("route \(Self.outboundRoute)", with: "outbound sockets"))
         }

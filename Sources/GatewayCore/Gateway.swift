@@ -171,7 +171,7 @@ public final class Gateway: Service, Sendable {
         let info = ConnectionInfo(
             socketID: pending.id, socketType: .inbound, uri: pending.uri, route: pending.template, path: request.path,
             headers: GatewayConnection.flatten(request.headers), parameters: pending.parameters, queryString: request.query,
-            subprotocol: pending.chosen, secure: request.isSecure,
+            subprotocol: pending.chosen, compression: nil, secure: request.isSecure,
             remoteAddress: request.remoteAddress.map(GatewayConnection.describe),
             localAddress: request.localAddress.map(GatewayConnection.describe),
             clientCertificate: request.clientCertificateSubject, groups: pending.routeGroups.sorted(), attributes: [:],
@@ -246,6 +246,7 @@ public final class Gateway: Service, Sendable {
         // A full outbound queue is handled by the gateway's slow-consumer policy, never by waiting.
         connection.outboundBackpressure = .fail
         connection.outboundBudget = self.outboundBudget
+        connection.trafficObserver = self.metrics[pending.template]
         let setup = ConnectionSetup(
             id: pending.id, route: pending.template, uri: pending.uri, path: request.path,
             parameters: pending.parameters, queryString: request.query, clientCertificate: request.clientCertificateSubject,
@@ -346,7 +347,7 @@ public final class Gateway: Service, Sendable {
             codec: setup.codec, metrics: self.metrics[setup.route] ?? RouteMetrics(route: setup.route))
         guard self.directory.register(connection) else { return nil }
         connection.metrics.accepted()
-        self.configuration.logger.info("connection opened", metadata: connection.logMetadata)
+        self.configuration.connectionLog.opened(connection, logger: self.configuration.logger)
         for group in setup.groups { self.directory.subscribe(connection, to: group) }
         return connection
     }
@@ -384,16 +385,6 @@ public final class Gateway: Service, Sendable {
     private func unregister(_ connection: GatewayConnection, info: WebSocketCloseInfo?) {
         self.directory.unregister(connection)
         connection.metrics.closed(code: info?.code.rawValue ?? WebSocketCloseCode.abnormalClosure.rawValue)
-        // The metadata is built only when the line is logged (`metadata` is an autoclosure).
-        self.configuration.logger.info("connection closed", metadata: Self.closeMetadata(connection, info))
-    }
-
-    private static func closeMetadata(_ connection: GatewayConnection, _ info: WebSocketCloseInfo?) -> Logger.Metadata {
-        var metadata = connection.logMetadata
-        metadata["close_code"] = "\(info?.code.rawValue ?? WebSocketCloseCode.abnormalClosure.rawValue)"
-        metadata["close_reason"] = "\(info?.reason ?? "never connected")"
-        // The code and reason are the closer's: the gateway's own (a kick, a limit) even when the peer never answered.
-        metadata["closed_by"] = "\(info.map { $0.initiatedLocally ? "gateway" : "peer" } ?? "gateway")"
-        return metadata
+        self.configuration.connectionLog.closed(connection, info: info, logger: self.configuration.logger)
     }
 }

@@ -26,6 +26,9 @@ public struct GatewayConfiguration: Sendable {
     public var outbound: OutboundDefaults
     /// Where connection opens, closes and policy actions are logged (with the connection's metadata).
     public var logger: Logger
+    /// Whether, at which level and for which share of connections `connection opened` and `connection closed`
+    /// are logged (default: every connection at `info`).
+    public var connectionLog = ConnectionLogPolicy()
     /// The most groups one connection may be in (default 64); more are refused with
     /// ``GatewayError/groupLimit(_:)``, and an upgrade whose route groups exceed it is refused with 400.
     public var maxGroupsPerSocket = 64

@@ -80,6 +80,7 @@ public struct Daemon: Sendable {
         configuration.services.append(EventLoopLagProbe())
         if let groups = file.limits.maxGroupsPerSocket { configuration.maxGroupsPerSocket = groups }
         if let total = file.limits.maxOutboundQueuedTotal { configuration.maxOutboundQueuedBytes = total }
+        configuration.connectionLog = file.log.connectionLog
         return configuration
     }
 

@@ -19,6 +19,8 @@ final class DaemonProcess: @unchecked Sendable {
     let logLines = TestMailbox<String>()
     /// Its last log lines, printed when it ends unexpectedly.
     private let recentLog = NIOLockedValueBox<[String]>([])
+    /// Every log line, and whether the log has ended (see ``wholeLog()``).
+    private let everyLine = NIOLockedValueBox<(lines: [String], ended: Bool)>(([], false))
 
     /// The built binary: `WSGATE_BINARY`, or `.build/debug/wsgate` of this package.
     static var binary: URL {
@@ -73,7 +75,9 @@ final class DaemonProcess: @unchecked Sendable {
         let handle = self.errors.fileHandleForReading
         let lines = self.logLines
         let recent = self.recentLog
+        let every = self.everyLine
         Thread.detachNewThread {
+            defer { every.withLockedValue { $0.ended = true } }
             var pending = Data()
             while true {
                 let data = handle.availableData
@@ -83,8 +87,20 @@ final class DaemonProcess: @unchecked Sendable {
                     let line = String(decoding: pending[pending.startIndex..<end], as: UTF8.self)
                     lines.put(line)
                     recent.withLockedValue { $0 = $0.suffix(39) + [line] }
+                    every.withLockedValue { $0.lines.append(line) }
                     pending.removeSubrange(pending.startIndex...end)
                 }
+            }
+        }
+    }
+
+    /// Every line the daemon logged, once its log has ended (call after ``stop()``; fails after 10 s).
+    func wholeLog() async throws -> [String] {
+        try await within(10, "the end of the log") {
+            while true {
+                let (lines, ended) = self.everyLine.withLockedValue { $0 }
+                if ended { return lines }
+                try await Task.sleep(for: .milliseconds(10))
             }
         }
     }

@@ -224,7 +224,7 @@ public final class BridgeFlow: Service, Sendable {
 
     private func answer(_ origin: SocketID, _ error: String, _ message: String, _ gateway: Gateway) async {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(ErrorReply(error: error, message: message, upstream: self.outbound)) else { return }
         try? await gateway.send(origin.rawValue, .text(String(decoding: data, as: UTF8.self)))
     }

@@ -181,13 +181,14 @@ public final class GatewayConnection: Sendable {
         return ConnectionInfo(
             socketID: self.id, socketType: self.type, uri: self.uri, route: self.route, path: self.path,
             headers: self.headers, parameters: self.parameters, queryString: self.queryString,
-            subprotocol: socket?.subprotocol, secure: socket?.isSecure ?? self.uri.lowercased().hasPrefix("wss:"),
+            subprotocol: socket?.subprotocol, compression: socket?.compression.map(CompressionInfo.init), secure: socket?.isSecure ?? self.uri.lowercased().hasPrefix("wss:"),
             remoteAddress: socket?.remoteAddress.map(Self.describe), localAddress: socket?.localAddress.map(Self.describe),
             clientCertificate: self.clientCertificate, groups: mutable.groups.sorted(), attributes: mutable.attributes,
             connectedAt: self.connectedAt, lastActiveAt: mutable.lastActiveAt,
             state: self.state,
             messagesIn: mutable.messagesIn, messagesOut: mutable.messagesOut,
-            bytesIn: mutable.bytesIn, bytesOut: mutable.bytesOut)
+            bytesIn: mutable.bytesIn, bytesOut: mutable.bytesOut,
+            wireBytesIn: socket?.wireBytesReceived ?? 0, wireBytesOut: socket?.wireBytesSent ?? 0)
     }
 
     static func describe(_ address: SocketAddress) -> String {

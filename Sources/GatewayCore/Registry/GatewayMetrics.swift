@@ -1,14 +1,19 @@
 import Metrics
 import NIOConcurrencyHelpers
+import WebSocketEngine
 
 /// The gateway's metrics through swift-metrics (any backend; the daemon uses Prometheus). Counters of one
 /// route are created once, so the per-message path only increments them.
-final class RouteMetrics: Sendable {
+final class RouteMetrics: WebSocketTrafficObserver {
     let open: Meter
     let messagesIn: Counter
     let messagesOut: Counter
     let bytesIn: Counter
     let bytesOut: Counter
+    /// `wsgate_wire_bytes_total`: frames as they crossed the network (after compression, with headers and
+    /// control frames), beside `wsgate_bytes_total`'s message payloads.
+    private let wireIn: Counter
+    private let wireOut: Counter
     let route: String
     private let acceptedTotal: Counter
     /// `wsgate_closes_total` per close code, made on first use (a counter made per close would look its
@@ -17,12 +22,23 @@ final class RouteMetrics: Sendable {
 
     init(route: String) {
         self.route = route
-        self.acceptedTotal = Counter(label: "wsgate_connections_total", dimensions: [("route", route), ("result", "accepted")])
+        self.acceptedTotal = Counter(
+            label: "wsgate_connections_total", dimensions: [("route", route), ("result", "accepted"), ("reason", "101")])
         self.open = Meter(label: "wsgate_connections_open", dimensions: [("route", route)])
         self.messagesIn = Counter(label: "wsgate_messages_total", dimensions: [("route", route), ("direction", "in")])
         self.messagesOut = Counter(label: "wsgate_messages_total", dimensions: [("route", route), ("direction", "out")])
         self.bytesIn = Counter(label: "wsgate_bytes_total", dimensions: [("route", route), ("direction", "in")])
         self.bytesOut = Counter(label: "wsgate_bytes_total", dimensions: [("route", route), ("direction", "out")])
+        self.wireIn = Counter(label: "wsgate_wire_bytes_total", dimensions: [("route", route), ("direction", "in")])
+        self.wireOut = Counter(label: "wsgate_wire_bytes_total", dimensions: [("route", route), ("direction", "out")])
+    }
+
+    func received(wireBytes bytes: Int) {
+        self.wireIn.increment(by: bytes)
+    }
+
+    func sent(wireBytes bytes: Int) {
+        self.wireOut.increment(by: bytes)
     }
 
     func accepted() {

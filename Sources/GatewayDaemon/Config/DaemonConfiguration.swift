@@ -360,25 +360,6 @@ struct RateLimitSection: Decodable {
     }
 }
 
-/// `log`.
-public struct LogSection: Sendable, Decodable {
-    public enum Format: String, Sendable, CaseIterable { case text, json }
-    public enum Level: String, Sendable, CaseIterable { case trace, debug, info, notice, warning, error, critical }
-
-    public var level = Level.info
-    public var format = Format.text
-
-    enum Keys: String, CodingKey, CaseIterable { case level, format }
-
-    public init() {}
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.section(Keys.self)
-        self.level = try c.choice(.level, Level.self) ?? .info
-        self.format = try c.choice(.format, Format.self) ?? .text
-    }
-}
-
 extension IdleAction: CaseIterable {
     public static var allCases: [IdleAction] { [.notify, .close] }
 }

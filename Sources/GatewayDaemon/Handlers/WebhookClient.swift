@@ -61,7 +61,7 @@ final class WebhookClient: Sendable {
     /// answer is final. Fails at once while the circuit is open. `metadata` names the connection in log lines.
     func deliver(_ record: GatewayEventRecord, budget: Budget = Budget(), metadata: Logger.Metadata) async throws(WebhookFailure) -> Answer {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let body: [UInt8]
         do {
             body = Array(try encoder.encode(record))

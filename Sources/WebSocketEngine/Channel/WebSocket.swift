@@ -43,6 +43,7 @@ public final class WebSocket: Sendable {
 
     let channel: any Channel
     let handler: NIOLoopBound<WebSocketChannelHandler>
+    private let traffic: WebSocketTraffic
     /// Made when ``events`` is first used (a connection served by a callback never needs one).
     private let sequence = NIOLockedValueBox<WebSocketChannelHandler.Producer?>(nil)
     private let bufferedEvents: Int
@@ -133,7 +134,16 @@ public final class WebSocket: Sendable {
         self.receiver = NIOLockedValueBox(.unused)
         self.closed = closed
         self.shared = handler.shared
+        self.traffic = handler.traffic
     }
+
+    /// The bytes read from the network since the handshake: whole frames with their headers, control frames and
+    /// compressed payloads as they arrived (compare with the payload sizes of the messages to see what
+    /// compression saves).
+    public var wireBytesReceived: Int { self.traffic.bytesReceived }
+
+    /// The bytes written to the network since the handshake, as ``wireBytesReceived`` counts them.
+    public var wireBytesSent: Int { self.traffic.bytesSent }
 
     /// Takes the handshake's handlers (the caller's `context` and `httpHandlers`) out of the pipeline, then starts
     /// processing input. Removing the HTTP decoder forwards any bytes that followed the handshake to the

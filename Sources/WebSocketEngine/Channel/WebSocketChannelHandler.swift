@@ -49,6 +49,8 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
     let shared = NIOLockedValueBox(SharedReaderState())
     /// Input waits here until the HTTP handlers are gone (see ``activate()``).
     private var isActivated = false
+    /// The wire bytes each way, readable from any thread through ``WebSocket``.
+    let traffic: WebSocketTraffic
 
     init(
         machine: WebSocketStateMachine,
@@ -62,6 +64,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
         self.delivery = DeliveryStateMachine(
             bufferedEvents: configuration.inboundBufferedEvents, closeTimeout: configuration.closeTimeout)
         self.closedPromise = closedPromise
+        self.traffic = WebSocketTraffic(observer: configuration.trafficObserver)
     }
 
     // MARK: Channel events
@@ -87,7 +90,9 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let now = NIODeadline.now()
-        self.machine.receive(self.unwrapInboundIn(data), now: now)
+        let buffer = self.unwrapInboundIn(data)
+        self.traffic.didReceive(buffer.readableBytes)
+        self.machine.receive(buffer, now: now)
         guard self.isActivated else { return }
         self.processInput(context: context, now: now)
     }
@@ -362,6 +367,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
             return
         }
         let bytes = frame.readableBytes
+        self.traffic.didSend(bytes)
         context.write(self.wrapOutboundOut(frame), promise: promise)
         // Recorded after the write: a flush that the write itself sets off (through a writability change) must not
         // count this frame as flushed.
@@ -381,6 +387,7 @@ final class WebSocketChannelHandler: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
+        self.traffic.didSend(frame.readableBytes)
         context.writeAndFlush(self.wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }

@@ -45,6 +45,9 @@ public struct WebSocketConfiguration: Sendable {
     /// A bound on the outbound queues of every connection sharing it, beside this one's `outboundQueueSize`
     /// (default none: a gateway sets its own).
     public var outboundBudget: WebSocketOutboundBudget?
+    /// Told of every wire byte read and written (default none), for totals across connections; each connection
+    /// counts its own as well (``WebSocket/wireBytesReceived``).
+    public var trafficObserver: (any WebSocketTrafficObserver)?
 
     /// Creates a configuration with the documented defaults.
     public init(
