@@ -45,15 +45,16 @@ public struct TestCertificateAuthority: Sendable {
         self.certificate = try NIOSSLCertificate(bytes: Array(self.certificatePEM.utf8), format: .pem)
     }
 
-    /// Issues a certificate for `commonName`, valid for the DNS names given, for server and client use.
-    public func issue(commonName: String, dnsNames: [String] = ["localhost"]) throws -> Identity {
+    /// Issues a certificate for `commonName`, valid for the DNS names given, for server and client use; by default
+    /// valid from an hour ago for a day (`validity` sets another window, e.g. one that has ended).
+    public func issue(commonName: String, dnsNames: [String] = ["localhost"], validity: ClosedRange<Date>? = nil) throws -> Identity {
         let key = P256.Signing.PrivateKey()
         let subject = try DistinguishedName {
             OrganizationName("WebSocketGateway Tests")
             CommonName(commonName)
         }
         let certificate = try Self.sign(
-            publicKey: key.publicKey, subject: subject, issuer: self.name, issuerKey: self.key,
+            publicKey: key.publicKey, subject: subject, issuer: self.name, issuerKey: self.key, validity: validity,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true))
@@ -71,18 +72,20 @@ public struct TestCertificateAuthority: Sendable {
         )
     }
 
-    /// A certificate valid from an hour ago for a day, signed with ECDSA P-256 and SHA-256.
+    /// A certificate valid from an hour ago for a day (or for `validity`), signed with ECDSA P-256 and SHA-256.
     private static func sign(
         publicKey: P256.Signing.PublicKey,
         subject: DistinguishedName,
         issuer: DistinguishedName,
         issuerKey: P256.Signing.PrivateKey,
+        validity: ClosedRange<Date>? = nil,
         extensions: Certificate.Extensions
     ) throws -> Certificate {
         let now = Date()
+        let validity = validity ?? (now - 3600)...(now + 86400)
         return try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: .init(publicKey), notValidBefore: now - 3600,
-            notValidAfter: now + 86400, issuer: issuer, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            version: .v3, serialNumber: .init(), publicKey: .init(publicKey), notValidBefore: validity.lowerBound,
+            notValidAfter: validity.upperBound, issuer: issuer, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: extensions, issuerPrivateKey: .init(issuerKey))
     }
 

@@ -68,7 +68,7 @@ struct Serve: AsyncParsableCommand {
                 try configuration.admin.check(listenKey: "--admin-listen", tokenKey: "admin.token")
             }
         } catch let error as ConfigError {
-            FileHandleOutput.error("wsgate: \(error)")
+            FileHandleOutput.error("wsgate: \(self.source): \(error)")
             throw ExitCode(1)
         }
         let level = Logger.Level(rawValue: (self.logLevel ?? configuration.log.level).rawValue) ?? .info
@@ -87,10 +87,13 @@ struct Serve: AsyncParsableCommand {
                 fflush(nil)
             }
         } catch let error as ConfigError {
-            FileHandleOutput.error("wsgate: \(error)")
+            FileHandleOutput.error("wsgate: \(self.source): \(error)")
             throw ExitCode(1)
         }
     }
+
+    /// The configuration's name in error messages: its file, or the embedded default.
+    private var source: String { self.config ?? "the embedded configuration" }
 }
 
 struct Check: AsyncParsableCommand {
@@ -99,14 +102,14 @@ struct Check: AsyncParsableCommand {
     @Option(help: "The YAML configuration file.") var config: String
 
     func run() async throws {
-        do {
-            let configuration = try DaemonConfiguration.load(path: self.config)
-            print("wsgate: \(self.config) is valid: \(configuration.routes.count) route(s), listen \(configuration.listen), admin \(configuration.admin.listen)")
-            for warning in configuration.warnings { FileHandleOutput.error("wsgate: warning: \(warning)") }
-        } catch let error as ConfigError {
-            FileHandleOutput.error("wsgate: \(error)")
+        let result = DaemonConfiguration.check(path: self.config)
+        guard let configuration = result.configuration else {
+            for error in result.errors { FileHandleOutput.error("wsgate: \(self.config): \(error)") }
+            FileHandleOutput.error("wsgate: \(self.config) has \(result.errors.count) error\(result.errors.count == 1 ? "" : "s")")
             throw ExitCode(1)
         }
+        print("wsgate: \(self.config) is valid: \(configuration.routes.count) route(s), listen \(configuration.listen), admin \(configuration.admin.listen)")
+        for warning in configuration.warnings { FileHandleOutput.error("wsgate: warning: \(warning)") }
     }
 }
 

@@ -145,9 +145,9 @@ struct DaemonAdminTests {
     }
 
     @Test func versionAndHelpShowWhatAUserNeeds() async throws {
-        let version = try await Self.run(["--version"])
+        let version = try await DaemonProcess.run(["--version"])
         #expect(version.status == 0 && version.output.split(separator: ".").count == 3, "\(version.output)")
-        let help = try await Self.run(["--help"])
+        let help = try await DaemonProcess.run(["--help"])
         #expect(help.status == 0 && help.output.contains("--config FILE") && help.output.contains("--listen HOST:PORT"), "\(help.output)")
         #expect(help.output.contains("--version"))
     }
@@ -156,24 +156,6 @@ struct DaemonAdminTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("check-\(UUID().uuidString).yaml")
         try yaml.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        return try await Self.run(["check", "--config", file.path])
-    }
-
-    /// Runs the wsgate binary with `arguments` to its end; its status and output (standard output and error).
-    private static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = DaemonProcess.binary
-        process.arguments = arguments
-        process.environment = ["TEST_TOKEN": "x"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = await onOwnThread {
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return output
-        }
-        return (process.terminationStatus, output)
+        return try await DaemonProcess.run(["check", "--config", file.path])
     }
 }

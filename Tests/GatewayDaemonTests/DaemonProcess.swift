@@ -207,6 +207,24 @@ final class DaemonProcess: @unchecked Sendable {
         return (status, json, text)
     }
 
+    /// Runs the wsgate binary with `arguments` to its end; its status and output (standard output and error).
+    static func run(_ arguments: [String], environment: [String: String] = ["TEST_TOKEN": "x"]) async throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = DaemonProcess.binary
+        process.arguments = arguments
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = await onOwnThread {
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return output
+        }
+        return (process.terminationStatus, output)
+    }
+
     /// Parses a JSON object answer.
     static func json(_ text: String) -> [String: Any] {
         (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]

@@ -105,19 +105,11 @@ struct SelfReportTests {
     }
 
     @Test func aBadConnectionLogSettingNamesTheKey() async throws {
-        let daemon = Process()
-        daemon.executableURL = DaemonProcess.binary
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("wsgate-log-\(UUID().uuidString).yaml")
-        try "log: {connections: loud}\n".write(to: file, atomically: true, encoding: .utf8)
+        try "log: {connections: loud, connection_sample: 0}\nroutes: [{path: /e, handler: echo}]\n".write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        daemon.arguments = ["check", "--config", file.path]
-        let output = Pipe()
-        daemon.standardOutput = output
-        daemon.standardError = output
-        try daemon.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        daemon.waitUntilExit()
-        #expect(daemon.terminationStatus != 0 && text.contains("log.connections"), "\(text)")
+        let (status, text) = try await DaemonProcess.run(["check", "--config", file.path])
+        #expect(status == 1 && text.contains("log.connections") && text.contains("log.connection_sample"), "\(text)")
     }
 
     private static func socketID(_ line: String) -> String? {

@@ -43,13 +43,47 @@ enum ConfigEnvironment {
     }
 }
 
+/// The errors of a whole file, while `wsgate check` (``DaemonConfiguration/check(yaml:environment:)``) reads it:
+/// a value that is wrong is recorded and read as absent, so that reading goes on and every error is reported.
+/// Without a collector (serving), the first error is thrown.
+final class ConfigErrorCollector: @unchecked Sendable {
+    // Used by one synchronous decode on one thread (the collector is a task-local of that decode).
+    private(set) var errors: [ConfigError] = []
+
+    @TaskLocal static var current: ConfigErrorCollector?
+
+    /// Records an error, unless one was recorded for the same key (a wrong value read as absent would otherwise
+    /// be reported again as missing).
+    func record(_ error: ConfigError) {
+        if !self.errors.contains(where: { $0.key == error.key }) { self.errors.append(error) }
+    }
+
+    /// Records `error` and returns `nil` (the value is read as absent) while collecting; throws it otherwise.
+    static func recover<T>(_ error: ConfigError) throws -> T? {
+        guard let collector = Self.current else { throw error }
+        collector.record(error)
+        return nil
+    }
+
+    /// Runs `body`; while collecting, a `ConfigError` it throws is recorded and `nil` returned.
+    @discardableResult
+    static func recovering<T>(_ body: () throws -> T?) throws -> T? {
+        do {
+            return try body()
+        } catch let error as ConfigError {
+            return try Self.recover(error)
+        }
+    }
+}
+
 extension Decoder {
     /// The keyed container of a config section; a key the section does not know is an error naming it.
     func section<K: CodingKey & CaseIterable>(_ keys: K.Type) throws -> KeyedDecodingContainer<K> {
         let all = try self.container(keyedBy: AnyKey.self)
         let known = K.allCases.map(\.stringValue)
         for key in all.allKeys where !known.contains(key.stringValue) {
-            throw ConfigError(key: keyPath(self.codingPath + [key]), value: "an unknown key", expected: "one of \(known.joined(separator: ", "))")
+            let _: Void? = try ConfigErrorCollector.recover(
+                ConfigError(key: keyPath(self.codingPath + [key]), value: "an unknown key", expected: "one of \(known.joined(separator: ", "))"))
         }
         return try self.container(keyedBy: K.self)
     }
@@ -72,9 +106,9 @@ extension KeyedDecodingContainer {
         } else if let number = try? self.decode(Double.self, forKey: key) {
             raw = String(number)
         } else {
-            throw ConfigError(key: self.path(key), value: "a list or a mapping", expected: "a single value")
+            return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "a list or a mapping", expected: "a single value"))
         }
-        return try self.expand(raw, key: key)
+        return try ConfigErrorCollector.recovering { try self.expand(raw, key: key) }
     }
 
     /// A mapping of names to scalar values (headers, query parameters...).
@@ -84,7 +118,7 @@ extension KeyedDecodingContainer {
         do {
             mapping = try self.nestedContainer(keyedBy: AnyKey.self, forKey: key)
         } catch {
-            throw ConfigError(key: self.path(key), value: "a single value or a list", expected: "a mapping of names to values")
+            return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "a single value or a list", expected: "a mapping of names to values"))
         }
         var result: [String: String] = [:]
         for name in mapping.allKeys {
@@ -110,7 +144,7 @@ extension KeyedDecodingContainer {
     func duration(_ key: Key) throws -> TimeAmount? {
         guard let text = try self.text(key) else { return nil }
         guard let value = DurationText.parse(text) else {
-            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: DurationText.expected)
+            return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "'\(text)'", expected: DurationText.expected))
         }
         return value
     }
@@ -118,7 +152,7 @@ extension KeyedDecodingContainer {
     func size(_ key: Key) throws -> Int? {
         guard let text = try self.text(key) else { return nil }
         guard let value = SizeText.parse(text), value > 0 else {
-            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "a positive " + SizeText.expected.dropFirst(2))
+            return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "'\(text)'", expected: "a positive " + SizeText.expected.dropFirst(2)))
         }
         return value
     }
@@ -126,7 +160,7 @@ extension KeyedDecodingContainer {
     func int(_ key: Key, in range: ClosedRange<Int>) throws -> Int? {
         guard let text = try self.text(key) else { return nil }
         guard let value = Int(text), range.contains(value) else {
-            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "a whole number from \(range.lowerBound) to \(range.upperBound)")
+            return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "'\(text)'", expected: "a whole number from \(range.lowerBound) to \(range.upperBound)"))
         }
         return value
     }
@@ -136,7 +170,7 @@ extension KeyedDecodingContainer {
         guard let text = try self.text(key) else { return nil }
         if text == "off" || text == "0" { return .some(nil) }
         guard let value = Int(text), range.contains(value) else {
-            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "off or a whole number from \(range.lowerBound) to \(range.upperBound)")
+            return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "'\(text)'", expected: "off or a whole number from \(range.lowerBound) to \(range.upperBound)"))
         }
         return value
     }
@@ -146,7 +180,7 @@ extension KeyedDecodingContainer {
         guard let text = try self.text(key) else { return nil }
         if text == "off" { return .some(nil) }
         guard let value = DurationText.parse(text) else {
-            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "off or " + DurationText.expected)
+            return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "'\(text)'", expected: "off or " + DurationText.expected))
         }
         return value == .zero ? .some(nil) : value
     }
@@ -163,7 +197,7 @@ extension KeyedDecodingContainer {
         guard self.contains(key), try !self.decodeNil(forKey: key) else { return nil }
         if let text = try? self.decode(String.self, forKey: key) {
             guard ["off", "false", "no"].contains(text) else {
-                throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "off or a mapping of settings")
+                return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "'\(text)'", expected: "off or a mapping of settings"))
             }
             return .some(nil)
         }
@@ -174,7 +208,7 @@ extension KeyedDecodingContainer {
     func number(_ key: Key) throws -> Double? {
         guard let text = try self.text(key) else { return nil }
         guard let value = Double(text), value > 0, value.isFinite else {
-            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "a positive number")
+            return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "'\(text)'", expected: "a positive number"))
         }
         return value
     }
@@ -184,14 +218,14 @@ extension KeyedDecodingContainer {
         switch text.lowercased() {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
-        default: throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "true or false")
+        default: return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "'\(text)'", expected: "true or false"))
         }
     }
 
     func choice<T: RawRepresentable & CaseIterable>(_ key: Key, _ type: T.Type) throws -> T? where T.RawValue == String {
         guard let text = try self.text(key) else { return nil }
         guard let value = T(rawValue: text) else {
-            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: "one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+            return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "'\(text)'", expected: "one of \(T.allCases.map(\.rawValue).joined(separator: ", "))"))
         }
         return value
     }
@@ -199,7 +233,7 @@ extension KeyedDecodingContainer {
     func address(_ key: Key) throws -> ListenAddress? {
         guard let text = try self.text(key) else { return nil }
         guard let value = ListenAddress.parse(text) else {
-            throw ConfigError(key: self.path(key), value: "'\(text)'", expected: ListenAddress.expected)
+            return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "'\(text)'", expected: ListenAddress.expected))
         }
         return value
     }
@@ -210,13 +244,13 @@ extension KeyedDecodingContainer {
         do {
             list = try self.nestedUnkeyedContainer(forKey: key)
         } catch {
-            throw ConfigError(key: self.path(key), value: "a single value", expected: "a list")
+            return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "a single value", expected: "a list"))
         }
         var values: [String] = []
         while !list.isAtEnd {
             let index = list.currentIndex
             guard let raw = try? list.decode(String.self) else {
-                throw ConfigError(key: self.path(key) + "[\(index)]", value: "a list or a mapping", expected: "a single value")
+                return try ConfigErrorCollector.recover(ConfigError(key: self.path(key) + "[\(index)]", value: "a list or a mapping", expected: "a single value"))
             }
             values.append(try self.expand(raw, key: key))
         }
@@ -228,9 +262,43 @@ extension KeyedDecodingContainer {
         do {
             return try self.decode(T.self, forKey: key)
         } catch let error as ConfigError {
-            throw error
+            return try ConfigErrorCollector.recover(error)
         } catch DecodingError.typeMismatch(_, let context) {
-            throw ConfigError(key: keyPath(context.codingPath), value: "a different kind of value", expected: "a mapping of settings")
+            return try ConfigErrorCollector.recover(
+                ConfigError(key: keyPath(context.codingPath), value: "a different kind of value", expected: "a mapping of settings"))
         }
     }
+
+    /// A list of sections, each read on its own: while collecting (`wsgate check`), an entry with errors is
+    /// recorded and left out, and the entries after it are still read.
+    func list<T: Decodable>(_ key: Key, _ type: T.Type) throws -> [T]? {
+        guard self.contains(key), try !self.decodeNil(forKey: key) else { return nil }
+        var entries: any UnkeyedDecodingContainer
+        do {
+            entries = try self.nestedUnkeyedContainer(forKey: key)
+        } catch {
+            return try ConfigErrorCollector.recover(ConfigError(key: self.path(key), value: "a single value or a mapping", expected: "a list"))
+        }
+        var result: [T] = []
+        while !entries.isAtEnd {
+            let index = entries.currentIndex
+            do {
+                result.append(try entries.decode(T.self))
+            } catch let error as ConfigError {
+                let _: Void? = try ConfigErrorCollector.recover(error)
+            } catch DecodingError.typeMismatch(_, let context) {
+                let _: Void? = try ConfigErrorCollector.recover(
+                    ConfigError(key: keyPath(context.codingPath), value: "a different kind of value", expected: "a mapping of settings"))
+            }
+            // A failed entry is not consumed: step over it.
+            if entries.currentIndex == index { _ = try? entries.decode(SkippedEntry.self) }
+            if entries.currentIndex == index { break }
+        }
+        return result
+    }
+}
+
+/// Any value, read to step over a list entry that failed.
+private struct SkippedEntry: Decodable {
+    init(from decoder: any Decoder) throws {}
 }

@@ -50,17 +50,18 @@ public struct DaemonConfiguration: Sendable, Decodable {
         self.rateLimit = try c.nested(.rateLimit, RateLimitSection.self)?.limit
         self.allowedOrigins = try c.texts(.allowedOrigins) ?? []
         self.log = try c.nested(.log, LogSection.self) ?? LogSection()
-        self.routes = try c.nested(.routes, [RouteSection].self) ?? []
-        if self.routes.isEmpty {
+        self.routes = try c.list(.routes, RouteSection.self) ?? []
+        if self.routes.isEmpty, !(ConfigErrorCollector.current?.errors.contains { $0.key.hasPrefix("routes") } ?? false) {
             throw ConfigError(key: "routes", value: "no routes", expected: "at least one route")
         }
         var paths = Set<String>()
         for (index, route) in self.routes.enumerated() where !paths.insert(route.path).inserted {
-            throw ConfigError(key: "routes[\(index)].path", value: "'\(route.path)'", expected: "a path no other route has")
+            let _: Void? = try ConfigErrorCollector.recover(
+                ConfigError(key: "routes[\(index)].path", value: "'\(route.path)'", expected: "a path no other route has"))
         }
         self.outboundDefaults = try c.nested(.outboundDefaults, OutboundDefaultsSection.self) ?? OutboundDefaultsSection()
-        self.outbound = try c.nested(.outbound, [OutboundSection].self) ?? []
-        try self.checkOutbound()
+        self.outbound = try c.list(.outbound, OutboundSection.self) ?? []
+        try ConfigErrorCollector.recovering { try self.checkOutbound() }
     }
 
     /// Outbound ids are unique, every bridge names a listed outbound socket with one set of bridge settings, and
