@@ -24,6 +24,8 @@ struct Connect: AsyncParsableCommand {
     @Flag(help: "Print binary messages as base64 (otherwise as <binary N bytes>).") var binary = false
     @Flag(help: "Accept any server certificate, without verification.") var insecure = false
     @Option(name: .customLong("ca-file"), help: "Trust the CA certificates of this PEM file instead of the system's.") var caFile: String?
+    @Option(help: "A PEM certificate chain to present to servers that require one (mutual TLS); needs --key.") var cert: String?
+    @Option(help: "The PEM private key of --cert.") var key: String?
     @Option(help: "An HTTP CONNECT proxy: http://[user:password@]host:port.") var proxy: String?
     @Option(help: "How many redirects to follow (0: a redirect is an error).") var maxRedirects = 0
     @Option(help: "Seconds that connecting and the opening handshake may take.") var handshakeTimeout: Double = 10
@@ -34,6 +36,9 @@ struct Connect: AsyncParsableCommand {
     func validate() throws {
         for header in self.header where Self.parse(header: header) == nil {
             throw ValidationError("--header '\(header)' is not \"Name: value\"")
+        }
+        guard (self.cert == nil) == (self.key == nil) else {
+            throw ValidationError(self.cert == nil ? "--key needs --cert (the certificate of the key)" : "--cert needs --key (its private key)")
         }
         guard self.maxRedirects >= 0 else { throw ValidationError("--max-redirects must be 0 or more") }
         guard self.handshakeTimeout > 0, self.handshakeTimeout < 86_400 else {
@@ -46,7 +51,7 @@ struct Connect: AsyncParsableCommand {
         do {
             socket = try await WebSocketClient.connect(to: self.url, configuration: try self.clientConfiguration())
         } catch {
-            FileHandleOutput.error("wsgate connect: \("\(error)".trimmingCharacters(in: .whitespacesAndNewlines))")
+            FileHandleOutput.error("wsgate connect: \(ConnectFailure(error, url: self.url, timeout: self.handshakeTimeout))")
             throw ExitCode(2)
         }
         FileHandleOutput.error("connected (subprotocol: \(socket.subprotocol ?? "none"))")
@@ -64,9 +69,11 @@ struct Connect: AsyncParsableCommand {
     }
 
     private func clientConfiguration() throws -> WebSocketClientConfiguration {
-        var tls = TLSConfiguration.makeClientConfiguration()
+        // Files are checked first, so that a missing or mismatched one is named rather than failing the handshake.
+        if let caFile = self.caFile { _ = try TLSMaterial.certificates(file: caFile) }
+        if let cert = self.cert, let key = self.key { try TLSMaterial.checkIdentity(certificateFile: cert, keyFile: key) }
+        var tls = try TLSConfiguration.webSocketClient(caFile: self.caFile, certificateChainFile: self.cert, privateKeyFile: self.key)
         if self.insecure { tls.certificateVerification = .none }
-        if let caFile = self.caFile { tls.trustRoots = .file(caFile) }
         var headers = HTTPHeaders()
         for (name, value) in self.header.compactMap(Self.parse(header:)) { headers.add(name: name, value: value) }
         return WebSocketClientConfiguration(
