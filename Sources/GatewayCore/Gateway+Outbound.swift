@@ -37,7 +37,8 @@ extension Gateway {
             headers: client.headers, parameters: socket.pathParameters,
             queryString: queryStart.map { String(requestTarget[requestTarget.index(after: $0)...]) } ?? "",
             clientCertificate: nil, attributes: socket.attributes, maxMessageSize: client.connection.maxMessageSize,
-            slowConsumer: self.configuration.slowConsumer, codec: socket.codec, metrics: self.outboundMetrics)
+            slowConsumer: self.configuration.slowConsumer, codec: socket.codec, reservedFor: socket.handler.exclusiveSender,
+            metrics: self.outboundMetrics)
         guard self.directory.register(connection) else {
             self.release(route: Self.outboundRoute)
             throw .socketIDInUse(id.rawValue)

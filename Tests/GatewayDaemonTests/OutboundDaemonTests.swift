@@ -110,6 +110,32 @@ struct OutboundDaemonTests {
         #expect(await upstream.stop() == 0)
     }
 
+    @Test func aBridgedSocketTakesNoOtherSenderSoNoReplyGoesAstray() async throws {
+        let upstream = try await DaemonProcess(yaml: Self.upstreamConfig())
+        let gateway = try await DaemonProcess(yaml: Self.gatewayConfig(upstreamPort: upstream.webSocketPort))
+        let alice = try await self.client(gateway, "/api")
+        // A message sent to the bridged socket by the API would have its echo taken for Alice's reply: refused.
+        let sent = try await gateway.admin(.POST, "/v1/connections/rpc/messages", body: #"{"message": "injected"}"#)
+        #expect(sent.status == 409, "\(sent.body)")
+        let error = DaemonProcess.json(sent.body)
+        #expect(error["type"] as? String == "socket_reserved" && (error["error"] as? String)?.contains("the bridge to rpc") == true)
+        // A broadcast reports it instead of sending.
+        let broadcast = DaemonProcess.json(try await gateway.admin(.POST, "/v1/broadcast", body: #"{"message": "all", "socket_type": "outbound"}"#).body)
+        let failures = broadcast["failures"] as? [[String: Any]] ?? []
+        #expect(failures.count == 1 && failures.first?["socket_id"] as? String == "rpc" && failures.first?["reason"] as? String == "reserved", "\(broadcast)")
+        #expect(broadcast["delivered"] as? Int == 1)
+        // Alice gets her own reply, and only it.
+        for n in 0..<3 {
+            try await alice.send(text: "alice \(n)")
+            #expect(try await alice.receive() == .text("alice \(n)"))
+        }
+        // Closing it is still an operator's right (the bridge answers pending requests with upstream_unavailable).
+        #expect(try await gateway.admin(.GET, "/v1/connections/rpc").status == 200)
+        try await alice.close()
+        #expect(await gateway.stop() == 0)
+        #expect(await upstream.stop() == 0)
+    }
+
     @Test func reconnectsWhenTheUpstreamIsKilledAndRestartedAndSendsWhatWaited() async throws {
         var upstream = try await DaemonProcess(yaml: Self.upstreamConfig())
         let port = upstream.webSocketPort

@@ -31,6 +31,8 @@ public struct BroadcastFailure: Sendable, Hashable, Codable {
         case notConnected = "not_connected"
         /// Writing failed for another reason.
         case sendFailed = "send_failed"
+        /// The socket's messages belong to one sender (a bridge), so a broadcast does not reach it.
+        case reserved
 
         /// The reason for a gateway error met while delivering.
         init(_ kind: GatewayError.Kind) {
@@ -41,6 +43,7 @@ public struct BroadcastFailure: Sendable, Hashable, Codable {
             case .reconnectQueueFull: self = .queueFull
             case .notConnected: self = .notConnected
             case .socketNotOpen, .noSuchSocket, .reconnectGaveUp: self = .closed
+            case .socketReserved: self = .reserved
             default: self = .sendFailed
             }
         }

@@ -5,14 +5,15 @@ extension Gateway {
     /// API, a webhook's answer, a flow, a handler or a library user).
     ///
     /// An action on one socket returns ``GatewayActionResult/done`` or throws; a message sent to a filter returns
-    /// ``GatewayActionResult/broadcast(_:)`` with every connection that did not take it; any other action on a filter
+    /// ``GatewayActionResult/broadcast(_:)`` with every connection that did not take it (a socket reserved for one
+    /// sender, see ``GatewayHandler/exclusiveSender``, takes no action's message: `socket_reserved`); any other action on a filter
     /// returns ``GatewayActionResult/count(_:)``. `origin` is the connection on whose behalf the action runs (a
     /// webhook's event socket): closing it starts its closing handshake without waiting for it, since its own
     /// handler is the one that would have to see the close.
     ///
     /// - Throws: ``GatewayError`` of kind `invalid_socket_id`, `no_such_socket`, `socket_not_open`,
     ///   `message_too_large`, `slow_consumer`, `invalid_message`, `reconnect_queue_full`, `not_connected`,
-    ///   `send_failed` (actions on one socket).
+    ///   `socket_reserved`, `send_failed` (actions on one socket).
     @discardableResult
     public func perform(_ action: GatewayAction, origin: SocketID? = nil) async throws(GatewayError) -> GatewayActionResult {
         switch action.target {
@@ -56,6 +57,7 @@ extension Gateway {
         let id = connection.id.rawValue
         switch operation {
         case .send(let message):
+            if let owner = connection.reservedFor { throw .socketReserved(id, owner: owner) }
             try await connection.send(message)
         case .close(let code, let reason):
             guard !connection.isClosing else { throw .socketNotOpen(id) }

@@ -12,6 +12,10 @@ extension Gateway {
         var batches: [MessageCodec?: (prepared: WebSocketPreparedMessage, targets: [GatewayConnection], sockets: [WebSocket])] = [:]
         var queued = 0
         for connection in selection.local where excluding.isEmpty || !excluding.contains(connection.id) {
+            if let owner = connection.reservedFor {
+                failures.append(Self.failure(connection, .reserved, GatewayError.socketReserved(connection.id.rawValue, owner: owner).description))
+                continue
+            }
             var prepared = plain
             if let codec = connection.codec {
                 let result = encoded[codec] ?? codec.encode(message).map { WebSocketPreparedMessage($0) }

@@ -39,6 +39,8 @@ public struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
         case badRequest = "bad_request"
         /// A group name is too long, or the connection is in as many groups as it may be.
         case groupLimit = "group_limit"
+        /// What is sent on the socket belongs to one sender (a bridge): nobody else may send to it.
+        case socketReserved = "socket_reserved"
 
         /// The HTTP status that answers an operation failing with this kind: the one mapping used by the
         /// management API and anything else that renders gateway errors over HTTP.
@@ -48,7 +50,7 @@ public struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
             case .invalidSocketID, .invalidOutbound, .badRequest: return .badRequest
             case .socketNotOpen, .invalidMessage, .groupLimit: return .unprocessableEntity
             case .messageTooLarge: return .payloadTooLarge
-            case .socketIDInUse: return .conflict
+            case .socketIDInUse, .socketReserved: return .conflict
             case .slowConsumer, .tooManyOutbound, .reconnectQueueFull, .reconnectGaveUp, .notConnected: return .serviceUnavailable
             case .connectFailed: return .badGateway
             case .sendFailed: return .internalServerError
@@ -106,6 +108,10 @@ public struct GatewayError: Error, Hashable, Sendable, CustomStringConvertible {
     /// An outbound socket is not connected and queues nothing (queue size 0).
     public static func notConnected(_ id: String) -> Self {
         Self(.notConnected, "socket \(id) is not connected (reconnecting, and queueing is off)")
+    }
+    /// A send to a socket whose messages belong to `owner` (the bridge that pairs its replies with requests).
+    public static func socketReserved(_ id: String, owner: String) -> Self {
+        Self(.socketReserved, "socket \(id) is reserved for \(owner): its replies are matched to the requests sent through it, so other senders are refused (send through the bridged route instead)")
     }
     /// A subscription over a group limit: `reason` says which (the name's length or the connection's group count).
     public static func groupLimit(_ reason: String) -> Self { Self(.groupLimit, reason) }

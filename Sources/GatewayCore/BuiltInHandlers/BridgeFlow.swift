@@ -12,7 +12,10 @@ import WebSocketEngine
 /// request. Use ``requests`` as the route's handler and ``replies`` as the outbound socket's handler.
 ///
 /// Replies are matched to requests in order (the upstream answers requests in the order it got them), or by a
-/// top-level JSON field that the upstream copies from request to reply (`.jsonField("id")`). A request without a
+/// top-level JSON field that the upstream copies from request to reply (`.jsonField("id")`). Either way the bridge
+/// must be the only sender on the outbound socket, or a reply to someone else's message would be taken for a
+/// request's: the socket is reserved for it (``GatewayHandler/exclusiveSender``), and the management API,
+/// webhook answers and broadcasts get `socket_reserved` (409) instead of sending to it. A request without a
 /// reply within ``timeout`` gets an error reply (`{"error":"timeout",...}`); a late reply to it is dropped. When the
 /// upstream is unreachable or its connection is lost, pending requests get `{"error":"upstream_unavailable",...}`.
 ///
@@ -108,6 +111,7 @@ public final class BridgeFlow: Service, Sendable {
 
     private struct Replies: GatewayMessageHandler {
         let flow: BridgeFlow
+        var exclusiveSender: String? { "the bridge to \(self.flow.outbound)" }
         func onMessage(_ context: GatewayContext, _ message: WebSocketMessage) async { await self.flow.reply(message, context) }
         func onDisconnected(_ context: GatewayContext, code: UInt16, reason: String) async {
             await self.flow.failAll("upstream connection lost (\(code))", gateway: context.gateway)
@@ -149,7 +153,8 @@ public final class BridgeFlow: Service, Sendable {
             return await self.answer(origin, "busy", "too many requests waiting for upstream \(self.outbound) or a duplicate correlation value", gateway)
         }
         do {
-            try await gateway.send(self.outbound, request.message)
+            // Through the connection, not an action: the socket is reserved for this bridge (see `exclusiveSender`).
+            try await gateway.connection(self.outbound).send(request.message)
         } catch {
             if self.remove(serial: serial, key: key) {
                 await self.answer(origin, "upstream_unavailable", "\(error)", gateway)

@@ -45,6 +45,10 @@ public protocol GatewayHandler: Sendable {
     func onReconnected(_ context: GatewayContext, attempt: Int) async
     /// An outbound socket gave up reconnecting.
     func onGaveUp(_ context: GatewayContext, attempts: Int, reason: String) async
+    /// A handler that must be the only sender on its outbound socket names itself here (a bridge, whose replies are
+    /// matched to the requests it sent): actions that send to the socket (the management API, webhook answers,
+    /// broadcasts) are then refused with `socket_reserved`. `nil` (the default) lets anyone send.
+    var exclusiveSender: String? { get }
 }
 
 extension GatewayHandler {
@@ -90,6 +94,7 @@ extension GatewayHandler {
     public func onDisconnected(_ context: GatewayContext, code: UInt16, reason: String) async {}
     public func onReconnected(_ context: GatewayContext, attempt: Int) async {}
     public func onGaveUp(_ context: GatewayContext, attempts: Int, reason: String) async {}
+    public var exclusiveSender: String? { nil }
 }
 
 /// What a handler works with: its connection and the gateway.

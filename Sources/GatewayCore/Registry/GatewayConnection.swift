@@ -33,6 +33,9 @@ public final class GatewayConnection: Sendable {
     public let codec: MessageCodec?
     /// The reconnecting side of an outbound socket.
     let link: OutboundLink?
+    /// The one sender of this socket's messages (its handler's ``GatewayHandler/exclusiveSender``, e.g. a bridge):
+    /// actions that send to it are refused with `socket_reserved`. Its handler sends through the connection.
+    public let reservedFor: String?
     private let inboundSocket: WebSocket?
 
     /// Everything that changes, behind one lock (one allocation per connection instead of one per counter).
@@ -65,9 +68,11 @@ public final class GatewayConnection: Sendable {
         maxMessageSize: Int,
         slowConsumer: SlowConsumerPolicy,
         codec: MessageCodec? = nil,
+        reservedFor: String? = nil,
         metrics: RouteMetrics
     ) {
         self.metrics = metrics
+        self.reservedFor = reservedFor
         self.id = id
         self.type = type
         self.inboundSocket = socket
