@@ -76,13 +76,15 @@ struct UpgradeHardeningTests {
         #expect(line["socket_id"] == id && line["close_code"] == "4000" && line["close_reason"] == "kicked" && line["closed_by"] == "gateway", "\(line)")
         // A client over its rate limit that never answers the close: still 1008, not a 1006 close timeout.
         let request = Self.upgradeRequest("/echo")
-        // Three masked one-byte text frames.
-        let frames = Array(repeating: [0x81, 0x81, 1, 2, 3, 4, 0x61 ^ 1] as [UInt8], count: 3).flatMap { $0 }
+        // Fifty masked one-byte text frames in one write: the first is admitted, the second closes, the rest are
+        // discarded without being counted again (one rate-limited close, not 49).
+        let frames = Array(repeating: [0x81, 0x81, 1, 2, 3, 4, 0x61 ^ 1] as [UInt8], count: 50).flatMap { $0 }
         let silent = try await RawTCP.hold(port: daemon.webSocketPort, send: Array(request.utf8) + frames)
         line = WebhookFailureTests.fields(try await daemon.logLine(containing: "connection closed"))
         #expect(line["close_code"] == "1008" && line["close_reason"] == "rate limit exceeded" && line["closed_by"] == "gateway", "\(line)")
         #expect(try await daemon.metric(#"wsgate_closes_total{route="/echo",code="1008"}"#) == 1)
         #expect(try await daemon.metric(#"wsgate_closes_total{route="/echo",code="1006"}"#) == 0)
+        #expect(try await daemon.metric(#"wsgate_rate_limited_total{route="/echo",action="close"}"#) == 1)
         try? await silent.close()
         #expect(await daemon.stop() == 0)
     }

@@ -83,6 +83,9 @@ public struct GatewayEvents: AsyncSequence, Sendable {
 
         let connection: GatewayConnection
         var bucket: TokenBucket?
+        /// The rate limit closed the connection: what still arrives is discarded, neither delivered nor counted
+        /// as rate limited again (one close is one rate-limited connection, however much was in flight).
+        private var closedByRateLimit = false
         let idleAction: IdleAction
         let clock: any GatewayClock
         var decoder: MessageDecoder?
@@ -325,11 +328,13 @@ public struct GatewayEvents: AsyncSequence, Sendable {
         private func admit(countingBytes bytes: Int?) -> Admission {
             if let bytes { self.connection.countInbound(bytes: bytes) }
             guard var bucket = self.bucket else { return .admitted }
+            if self.closedByRateLimit { return .closing }
             defer { self.bucket = bucket }
             if bucket.take(now: self.clock.now()) { return .admitted }
             self.connection.metrics.rateLimited(bucket.limit.onExceed)
             switch bucket.limit.onExceed {
             case .close:
+                self.closedByRateLimit = true
                 self.connection.startClose(code: .policyViolation, reason: "rate limit exceeded")
                 return .closing
             case .drop:
