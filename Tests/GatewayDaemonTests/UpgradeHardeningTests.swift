@@ -38,11 +38,15 @@ struct UpgradeHardeningTests {
     }
 
     @Test func everyRefusedRequestIsLoggedAndCountedWithItsStatus() async throws {
-        let daemon = try await DaemonProcess(yaml: "log: {level: info}\nroutes: [{path: /echo, handler: echo}]")
-        // Refused by the server itself: another method, no upgrade, a version it does not speak.
+        let daemon = try await DaemonProcess(yaml: "log: {level: info}\nlimits: {handshake_timeout: 500ms}\nroutes: [{path: /echo, handler: echo}]")
+        // Refused by the server itself: no key, another method, too slow, no upgrade, headers too large, a version
+        // it does not speak.
         let refusals = [
+            ("GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n", "400"),
             ("POST /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", "405"),
+            ("GET /echo HTTP/1.1\r\nHost: x\r\n", "408"),
             ("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", "426"),
+            ("GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "b", count: 100_000))\r\n\r\n", "431"),
             ("GET /echo HTTP/1.0\r\nHost: x\r\n\r\n", "505"),
         ]
         for (request, status) in refusals {
