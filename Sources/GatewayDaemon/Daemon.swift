@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GatewayCluster
 import GatewayCore
 import Hummingbird
 import Logging
@@ -101,6 +102,10 @@ public struct Daemon: Sendable {
         }
     }
 
+    /// The release this binary was built from (bumped with each release), shown by `wsgate --version` and in
+    /// `GET /v1/nodes`.
+    public static let version = "0.9.0"
+
     /// Runs until SIGTERM or SIGINT, then shuts down gracefully (1001 to every connection).
     public func run(logger: Logger, metrics: PrometheusCollectorRegistry, onReady: @escaping @Sendable (String) -> Void = { print($0) }) async throws {
         // A refused or reset connection fails a webhook attempt at once: the client's own retries, with backoff
@@ -119,6 +124,10 @@ public struct Daemon: Sendable {
             let factory = OutboundFactory(handlers: handlers, connection: gateway.configuration.server.connection)
             let address = try await gateway.start()
             try await Self.openOutbound(self.configuration.outbound, gateway: gateway, factory: factory, logger: logger)
+            let cluster = self.configuration.cluster.map { section in
+                ClusterNode(settings: section.settings, version: Self.version, logger: logger) { gateway.connectionCount }
+            }
+            let startedAt = Int64((Date().timeIntervalSince1970 * 1000).rounded())
             let token = self.configuration.admin.resolvedToken()
             let adminPort = NIOLockedValueBox(self.configuration.admin.listen.port)
             let admin = Application(
@@ -141,6 +150,12 @@ public struct Daemon: Sendable {
                             throw AdminError.badRequest("\(error)")
                         }
                         return try await gateway.openOutbound(socket)
+                    },
+                    nodes: {
+                        if let cluster { return try await cluster.nodes() }
+                        // Alone, the node is the whole cluster.
+                        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+                        return [NodeInfo(nodeID: ClusterSection.defaultNodeID, state: .up, version: Self.version, connections: gateway.connectionCount, startedAt: startedAt, lastHeartbeat: now)]
                     }),
                 server: .http1(configuration: .init(idleTimeout: self.configuration.admin.idleTimeout)),
                 configuration: .init(
@@ -157,13 +172,19 @@ public struct Daemon: Sendable {
                         let state = (try? gateway.info(socket.socketID ?? ""))?.state ?? "not opened"
                         lines.append("  outbound \(socket.socketID ?? "-") -> \(socket.url) (\(state))")
                     }
+                    if let cluster {
+                        lines.append("wsgate: cluster node \(cluster.settings.nodeID) on \(cluster.settings.displayURL)")
+                    }
                     lines.append("wsgate: management API on http://\(Self.describe(channel.localAddress)) (\(Self.describe(token: token, configured: self.configuration.admin.token)))")
                     onReady(lines.joined(separator: "\n"))
                 },
                 logger: logger)
             let group = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: gateway), .init(service: admin)],
+                    // Shut down in reverse order: the management API first, then the gateway (which drains its
+                    // connections), then the cluster membership (the node leaves once it serves nothing).
+                    services: (cluster.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                        + [.init(service: gateway), .init(service: admin)],
                     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch {

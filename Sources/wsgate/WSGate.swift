@@ -12,8 +12,8 @@ import Glibc
 /// `wsgate`: the WebSocket gateway daemon.
 @main
 struct WSGate: AsyncParsableCommand {
-    /// The release this binary was built from (bumped with each release).
-    static let version = "0.9.0"
+    /// The release this binary was built from.
+    static let version = Daemon.version
 
     static let configuration = CommandConfiguration(
         commandName: "wsgate",

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import GatewayCluster
 import GatewayCore
 import HTTPTypes
 import Hummingbird
@@ -20,7 +21,8 @@ enum AdminAPI {
         metrics: @escaping @Sendable () -> String,
         openAPI: String,
         bodyLimit: AdminBodyLimit,
-        openOutbound: @escaping @Sendable (OutboundSection) async throws -> SocketID
+        openOutbound: @escaping @Sendable (OutboundSection) async throws -> SocketID,
+        nodes: @escaping @Sendable () async throws -> [NodeInfo]
     ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: AdminErrorMiddleware())
@@ -36,6 +38,13 @@ enum AdminAPI {
         }
         endpoints.on(.get, "/openapi.yaml") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(string: openAPI)))
+        }
+        endpoints.on(.get, "/v1/nodes") { _, _ in
+            do {
+                return AdminJSON.response(["nodes": try await nodes()])
+            } catch let error as ClusterError {
+                throw AdminError(status: .serviceUnavailable, type: error.kind.rawValue, message: error.description)
+            }
         }
         endpoints.on(.get, "/v1/connections") { request, _ in
             let ids = gateway.list(try GatewayAction.filter(self.query(request, filter: true)))

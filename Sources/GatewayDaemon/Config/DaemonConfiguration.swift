@@ -24,6 +24,8 @@ public struct DaemonConfiguration: Sendable, Decodable {
     public var allowedOrigins: [String] = []
     /// `log`: level and format.
     public var log = LogSection()
+    /// `cluster`: join other nodes through PostgreSQL (none: the node runs alone).
+    public var cluster: ClusterSection?
     /// `routes`: the WebSocket endpoints.
     public var routes: [RouteSection] = []
     /// `outbound_defaults`: base URL, headers and query for every outbound socket, and their cap.
@@ -32,7 +34,7 @@ public struct DaemonConfiguration: Sendable, Decodable {
     public var outbound: [OutboundSection] = []
 
     enum Keys: String, CodingKey, CaseIterable {
-        case listen, tls, admin, limits, keepalive, compression, routes, log, outbound
+        case listen, tls, admin, limits, keepalive, compression, routes, log, outbound, cluster
         case outboundDefaults = "outbound_defaults", basePath = "base_path", rateLimit = "rate_limit", allowedOrigins = "allowed_origins"
     }
 
@@ -50,6 +52,7 @@ public struct DaemonConfiguration: Sendable, Decodable {
         self.rateLimit = try c.nested(.rateLimit, RateLimitSection.self)?.limit
         self.allowedOrigins = try c.texts(.allowedOrigins) ?? []
         self.log = try c.nested(.log, LogSection.self) ?? LogSection()
+        self.cluster = try c.nested(.cluster, ClusterSection.self)
         self.routes = try c.list(.routes, RouteSection.self) ?? []
         if self.routes.isEmpty, !(ConfigErrorCollector.current?.errors.contains { $0.key.hasPrefix("routes") } ?? false) {
             throw ConfigError(key: "routes", value: "no routes", expected: "at least one route")
