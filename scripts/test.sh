@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's whole test command (README "Run all the tests"; CI runs it through .ci/run):
-#   1. makes sure the system libraries the build needs are present (zlib headers),
+#   1. makes sure the system libraries the build needs are present (zlib headers) and starts a throwaway
+#      PostgreSQL for the cluster tests (scripts/postgres.sh; the tests start it themselves when run alone),
 #   2. builds everything in debug mode with the tests (every import declared in Package.swift, warnings are errors),
 #   3. runs the unit and loopback tests (swift test),
 #   4. runs schemathesis against the live daemon's management API and its OpenAPI document
@@ -36,6 +37,11 @@ if [ ! -e /usr/include/zlib.h ]; then
     fi
 fi
 
+log "starting PostgreSQL for the cluster tests (scripts/postgres.sh, stopped at the end)"
+scripts/postgres.sh start
+trap_postgres() { scripts/postgres.sh stop >/dev/null 2>&1 || true; WSGATE_PG_PORT=55433 scripts/postgres.sh stop >/dev/null 2>&1 || true; }
+trap trap_postgres EXIT
+
 log "building (debug, with tests)"
 swift build --build-tests --explicit-target-dependency-import-check error
 
@@ -43,7 +49,7 @@ log "unit and loopback tests"
 test_log=$(mktemp)
 ob_pid="" ob_log=""
 side_build_pid=""
-trap 'rm -f "$test_log" "$ob_log"; [ -z "$ob_pid" ] || kill -TERM "$ob_pid" 2>/dev/null || true; [ -z "$side_build_pid" ] || kill -TERM "$side_build_pid" 2>/dev/null || true' EXIT
+trap 'trap_postgres; rm -f "$test_log" "$ob_log"; [ -z "$ob_pid" ] || kill -TERM "$ob_pid" 2>/dev/null || true; [ -z "$side_build_pid" ] || kill -TERM "$side_build_pid" 2>/dev/null || true' EXIT
 set +e
 scripts/swift-test.sh --skip-build 2>&1 | tee "$test_log"
 test_rc=${PIPESTATUS[0]}

@@ -26,7 +26,7 @@ struct ClusterMembershipTests {
 
     /// Polls `condition` every 50 ms for up to `seconds` (an error counts as not yet: the nodes may not have
     /// created the tables yet).
-    private func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async throws -> Bool {
+    private func eventually(_ seconds: Double = 30, _ condition: () async throws -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {
             if (try? await condition()) == true { return true }

@@ -27,7 +27,7 @@ struct ClusterDaemonTests {
         return result
     }
 
-    private func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async -> Bool {
+    private func eventually(_ seconds: Double = 30, _ condition: () async throws -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {
             if (try? await condition()) == true { return true }
@@ -51,12 +51,11 @@ struct ClusterDaemonTests {
         let b = try await WebSocketClient.connect(to: "ws://127.0.0.1:\(n2.webSocketPort)/echo")
         #expect(await self.eventually { try await self.nodes(n1)["n2"]?.connections == 2 })
 
-        // SIGKILL: marked lost after the node timeout (1 s), and said so in the others' logs.
+        // SIGKILL: marked lost after the node timeout (1 s), and said so in the log of the node that marked it.
         let killed = ContinuousClock.now
         await n3.kill()
         #expect(await self.eventually { try await self.nodes(n1)["n3"]?.state == "lost" })
         #expect(ContinuousClock.now - killed > .milliseconds(700))
-        _ = try await n1.logLine(containing: "cluster node lost")
 
         // A graceful stop: gone at once (well before a node timeout would mark it).
         try await a.close()
@@ -66,6 +65,8 @@ struct ClusterDaemonTests {
         #expect(await self.eventually(0.9) { try await self.nodes(n1)["n2"] == nil })
         #expect(ContinuousClock.now - stopped < .seconds(1))
         #expect(await n1.stop() == 0)
+        let logs = try await n1.wholeLog() + n2.wholeLog()
+        #expect(logs.contains { $0.contains("cluster node lost") && $0.contains("lost_node=n3") })
     }
 
     @Test func aDatabaseOutageAnswers503ThenTheNodesRejoinByThemselves() async throws {
@@ -92,7 +93,7 @@ struct ClusterDaemonTests {
 
         // The database comes back (empty: a new data directory): both nodes rejoin with no manual step.
         try postgres.start()
-        #expect(await self.eventually(15) { try await self.nodes(n2).keys.sorted() == ["n1", "n2"] })
+        #expect(await self.eventually(30) { try await self.nodes(n2).keys.sorted() == ["n1", "n2"] })
         _ = try await n1.logLine(containing: "cluster database reachable again")
         try await client.close()
         #expect(await n1.stop() == 0)
