@@ -207,6 +207,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                "GatewayTestKit",
                 "GatewayDaemon",
                 "WebSocketEngine",
                 "WebSocketTestKit",
